@@ -1,0 +1,106 @@
+"""Opening the database, creating it when missing, and migrating it to the newest revision."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+from pathlib import Path
+
+import asyncpg
+import orjson
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from producers.errors import DatabaseUnavailable
+from producers.settings import redact
+
+CONNECT_TIMEOUT = 10.0
+
+
+def _json_dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def create_engine(database_url: str, pool_size: int = 5) -> AsyncEngine:
+    return create_async_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+        connect_args={"timeout": CONNECT_TIMEOUT},
+    )
+
+
+def unavailable(database_url: str, exc: BaseException) -> DatabaseUnavailable:
+    return DatabaseUnavailable(
+        f"cannot reach PostgreSQL at {redact(database_url)} ({type(exc).__name__}: {exc}): "
+        "is it running, and are DATABASE_URL's user, password and database right?"
+    )
+
+
+async def check(engine: AsyncEngine) -> None:
+    """Raise DatabaseUnavailable unless the database answers a query."""
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        raise unavailable(engine.url.render_as_string(hide_password=True), exc) from exc
+
+
+async def create_database_if_missing(database_url: str) -> bool:
+    """Create the database named in the URL (connecting to ``postgres``); True if created."""
+    url = make_url(database_url)
+    name = url.database
+    if not name:
+        raise DatabaseUnavailable(f"DATABASE_URL {redact(database_url)} names no database")
+    try:
+        conn = await asyncpg.connect(
+            host=url.host,
+            port=url.port,
+            user=url.username,
+            password=url.password,
+            database="postgres",
+            timeout=CONNECT_TIMEOUT,
+        )
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise unavailable(database_url, exc) from exc
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if exists:
+            return False
+        quoted = '"' + name.replace('"', '""') + '"'
+        try:
+            await conn.execute(f"CREATE DATABASE {quoted}")
+        except asyncpg.DuplicateDatabaseError:
+            return False
+        return True
+    finally:
+        await conn.close()
+
+
+def alembic_config(database_url: str) -> Config:
+    migrations_dir = Path(str(resources.files("migrations")))
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def upgrade_to_head(database_url: str) -> None:
+    """Run alembic to head (blocking; alembic drives its own event loop in env.py)."""
+    command.upgrade(alembic_config(database_url), "head")
+
+
+async def migrate(database_url: str) -> bool:
+    """Create the database if missing and upgrade it to head; True if it was created."""
+    created = await create_database_if_missing(database_url)
+    await asyncio.to_thread(upgrade_to_head, database_url)
+    return created

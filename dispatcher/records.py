@@ -1,0 +1,117 @@
+"""A stored notification, and the frame a WebSocket client receives for it (DESIGN.md section 4).
+
+The dispatcher builds the frame once when it routes a new notification; the edge builds the
+same frame from a database row when it replays. Both go through ``notification_frame``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from producers import topology
+from producers.envelope import Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class StoredNotification:
+    seq: int
+    event_id: uuid.UUID
+    audience: str  # "user", "room" or "broadcast"
+    user_id: str | None
+    room: str | None
+    notification_type: str
+    category: str
+    priority: str
+    title: str
+    message: str
+    data: dict[str, Any]
+    action_url: str | None
+    producer: str | None
+    occurred_at: datetime
+
+    @classmethod
+    def from_envelope(cls, envelope: Envelope, seq: int) -> StoredNotification:
+        assert envelope.priority is not None and envelope.occurred_at is not None
+        assert envelope.title is not None and envelope.message is not None
+        return cls(
+            seq=seq,
+            event_id=envelope.event_id,
+            audience=audience_of(envelope),
+            user_id=envelope.user_id,
+            room=envelope.room,
+            notification_type=envelope.notification_type.value,
+            category=envelope.category.value,
+            priority=envelope.priority.value,
+            title=envelope.title,
+            message=envelope.message,
+            data=envelope.data,
+            action_url=envelope.action_url,
+            producer=envelope.producer,
+            occurred_at=envelope.occurred_at,
+        )
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> StoredNotification:
+        return cls(**{name: row[name] for name in FIELDS})
+
+    @property
+    def delivery_key(self) -> str:
+        """The routing key on the delivery exchange: ``user.<id>``, ``room.<name>`` or
+        ``broadcast``."""
+        if self.user_id is not None:
+            return topology.user_key(self.user_id)
+        if self.room is not None:
+            return topology.room_key(self.room)
+        return topology.BROADCAST_KEY
+
+    def projection_row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in FIELDS}
+
+
+FIELDS = tuple(f.name for f in fields(StoredNotification))
+
+
+def timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, the same whether the frame is live or replayed."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def audience_of(envelope: Envelope) -> str:
+    if envelope.user_id is not None:
+        return "user"
+    if envelope.room is not None:
+        return "room"
+    return "broadcast"
+
+
+def notification_frame(
+    notification: StoredNotification, *, read: bool = False, replayed: bool = False
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {
+        "type": "notification",
+        "id": str(notification.event_id),
+        "seq": notification.seq,
+        "notification_type": notification.notification_type,
+        "priority": notification.priority,
+        "title": notification.title,
+        "message": notification.message,
+        "data": notification.data,
+        "action_url": notification.action_url,
+        "timestamp": timestamp(notification.occurred_at),
+        "read": read,
+    }
+    if notification.room is not None:
+        frame["room"] = notification.room
+    if replayed:
+        frame["replayed"] = True
+    return frame
+
+
+def encode_frame(frame: Mapping[str, Any]) -> str:
+    return orjson.dumps(frame).decode()

@@ -1,0 +1,115 @@
+"""The PostgreSQL schema, defined once: alembic's migrations are generated from this metadata
+and the dispatcher, the edge and the reports all query these tables.
+
+- ``notification_events`` is the append-only event log, ordered by ``seq``. Nothing updates or
+  deletes a row: a trigger refuses it (``APPEND_ONLY_DDL``).
+- ``notifications`` is a projection of the log: one row per notification, keyed by the seq of
+  the event that created it.
+- ``notification_recipients`` is the per-user state of personal and broadcast notifications
+  (delivered_at, read_at). A personal notification gets its row when it is stored; a broadcast
+  gets a row for a user only once that user's state for it changes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    TIMESTAMP,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Identity,
+    Index,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Timestamp = TIMESTAMP(timezone=True)
+
+notification_events = Table(
+    "notification_events",
+    metadata,
+    Column("seq", BigInteger, Identity(always=True), primary_key=True),
+    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("event_type", Text, nullable=False),
+    Column("occurred_at", Timestamp, nullable=False),
+    Column("recorded_at", Timestamp, nullable=False, server_default=func.now()),
+    Column("producer", Text),
+    Column("payload", JSONB, nullable=False),
+    comment="Append-only event log; seq is a total order that matches commit order.",
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("seq", BigInteger, ForeignKey("notification_events.seq"), primary_key=True),
+    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("audience", Text, nullable=False),
+    Column("user_id", Text),
+    Column("room", Text),
+    Column("notification_type", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("priority", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("action_url", Text),
+    Column("producer", Text),
+    Column("occurred_at", Timestamp, nullable=False),
+    Column("created_at", Timestamp, nullable=False, server_default=func.now()),
+    CheckConstraint(
+        "(audience = 'user' AND user_id IS NOT NULL AND room IS NULL)"
+        " OR (audience = 'room' AND room IS NOT NULL AND user_id IS NULL)"
+        " OR (audience = 'broadcast' AND user_id IS NULL AND room IS NULL)",
+        name="one_audience",
+    ),
+    Index(
+        "ix_notifications_user_id_seq",
+        "user_id",
+        "seq",
+        postgresql_where=text("user_id IS NOT NULL"),
+    ),
+    Index("ix_notifications_room_seq", "room", "seq", postgresql_where=text("room IS NOT NULL")),
+    Index(
+        "ix_notifications_broadcast_seq",
+        "seq",
+        postgresql_where=text("audience = 'broadcast'"),
+    ),
+    comment="Projection of notification.created events: one row per notification.",
+)
+
+notification_recipients = Table(
+    "notification_recipients",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column(
+        "seq",
+        BigInteger,
+        ForeignKey("notifications.seq", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("delivered_at", Timestamp),
+    Column("read_at", Timestamp),
+    Index(
+        "ix_notification_recipients_unread",
+        "user_id",
+        "seq",
+        postgresql_where=text("read_at IS NULL"),
+    ),
+    comment="Per-user delivery and read state of personal and broadcast notifications.",
+)  # fmt: skip

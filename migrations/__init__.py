@@ -1,0 +1,1 @@
+"""Alembic migrations of the notification database, generated from ``dispatcher.schema``."""

@@ -1,0 +1,45 @@
+"""Control frames of the WebSocket protocol (DESIGN.md section 4), encoded once each.
+
+Notification frames are built by ``dispatcher.records.notification_frame``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from dispatcher.records import encode_frame, timestamp
+
+PONG = encode_frame({"type": "pong"})
+
+
+def connection_established(connection_id: str, user_id: str, heartbeat_interval: float) -> str:
+    interval = int(heartbeat_interval) if heartbeat_interval.is_integer() else heartbeat_interval
+    return encode_frame(
+        {
+            "type": "connection_established",
+            "data": {
+                "connection_id": connection_id,
+                "user_id": user_id,
+                "heartbeat_interval": interval,
+                "server_time": timestamp(datetime.now(UTC)),
+            },
+        }
+    )
+
+
+def replay_complete(count: int, unread_count: int, last_seq: int, truncated: bool) -> str:
+    return encode_frame(
+        {
+            "type": "replay_complete",
+            "data": {
+                "count": count,
+                "unread_count": unread_count,
+                "last_seq": last_seq,
+                "truncated": truncated,
+            },
+        }
+    )
+
+
+def error(code: str, message: str) -> str:
+    return encode_frame({"type": "error", "code": code, "message": message})
