@@ -1,8 +1,10 @@
 """One client socket: its metadata, its lifecycle, and its bounded outgoing buffer.
 
 Lifecycle: ``REPLAYING`` (registered and bound; the replay from Postgres is being sent, live
-frames are held back) -> ``LIVE`` -> ``CLOSED``. Live frames that arrived during the replay are
-released at the handover, skipping every one the replay's snapshot already covered.
+frames are held back) -> ``LIVE`` -> ``CLOSED``. The replay's snapshot covers every seq up to
+its high-water mark, so a live frame is sent only if its seq is above that mark: whether it
+arrived during the replay (held, then released at the handover) or after it (a notification
+committed before the snapshot whose live copy was still on its way).
 
 Frames to the client go through one queue drained by one writer task per socket: a burst is
 queued without an await per frame, order is kept, and a client that does not read fills its
@@ -55,6 +57,7 @@ class Connection:
         self.connected_at = datetime.now(UTC)
         self.last_seen = self.connected_at
         self.state = State.REPLAYING
+        self.high_water = 0  # the replay snapshot's greatest seq; live frames must exceed it
         self.rooms: set[str] = set()
         self.frames_sent = 0
         self._held: list[tuple[int, str]] = []
@@ -75,10 +78,10 @@ class Connection:
         if self.state is not State.REPLAYING:
             raise IllegalTransition(f"go_live expects {State.REPLAYING}, not {self.state}")
         held, self._held = self._held, []
+        self.high_water = high_water
         self.state = State.LIVE
         for seq, text in held:
-            if seq > high_water:
-                self.send(text)
+            self.deliver(seq, text)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the socket (once) and stop the writer; safe from any state."""
@@ -99,7 +102,8 @@ class Connection:
     def deliver(self, seq: int, text: str) -> None:
         """A live notification frame routed to this socket."""
         if self.state is State.LIVE:
-            self.send(text)
+            if seq > self.high_water:
+                self.send(text)
         elif self.state is State.REPLAYING:
             self._held.append((seq, text))
 
@@ -120,6 +124,10 @@ class Connection:
         if self.state is not State.CLOSED:
             await self._outbox.put(text)
 
+    async def flushed(self) -> None:
+        """Wait until every queued frame has been written to the socket."""
+        await self._outbox.join()
+
     async def _write(self) -> None:
         websocket = self.websocket
         outbox = self._outbox
@@ -130,5 +138,6 @@ class Connection:
                     return
                 await websocket.send_text(text)
                 self.frames_sent += 1
+                outbox.task_done()
         except (WebSocketDisconnect, OSError, RuntimeError) as exc:
             log.debug("%r: write failed (%s)", self, exc)
