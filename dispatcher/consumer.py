@@ -27,6 +27,7 @@ import sqlalchemy.exc
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dispatcher import database
 from dispatcher.database import create_engine
 from dispatcher.records import StoredNotification, encode_frame, notification_frame
 from dispatcher.store import EventStore
@@ -89,6 +90,7 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then finish the batch in hand and return."""
         name = f"notify-dispatcher {socket.gethostname()}:{os.getpid()}"
+        await database.check(self.engine)  # fail fast on a wrong DATABASE_URL
         connection = await connect(self.settings.amqp_url, name)
         try:
             consume_channel = await connection.channel()

@@ -62,7 +62,10 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
 def cli(ctx: click.Context, log_level: str) -> None:
     """Real-time notification pipeline: RabbitMQ in, PostgreSQL event log, WebSockets out."""
     _setup_logging(log_level)
-    ctx.obj = get_settings()
+    try:
+        ctx.obj = get_settings()
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid configuration: {describe(exc)}") from None
 
 
 @cli.command()

@@ -6,6 +6,7 @@ PostgreSQL on 127.0.0.1:5432 with trust authentication and RabbitMQ on 127.0.0.1
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
@@ -40,6 +41,17 @@ class Settings(BaseSettings):
     dispatcher_delivery_limit: int = Field(default=5, ge=1)
 
     publish_timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("broadcast_unread_window", mode="before")
+    @classmethod
+    def _short_duration(cls, value: object) -> object:
+        """Accept ``7d``, ``12h``, ``30m``, ``45s`` or plain seconds beside ISO 8601."""
+        if isinstance(value, str):
+            match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*", value)
+            if match:
+                unit = {"d": "days", "h": "hours", "m": "minutes"}.get(match[2], "seconds")
+                return timedelta(**{unit: float(match[1])})
+        return value
 
     @field_validator("database_url")
     @classmethod

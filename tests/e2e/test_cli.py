@@ -1,0 +1,97 @@
+"""The ``notify`` command as an operator uses it."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+
+import pytest
+
+from tests.support.processes import NOTIFY, NotifyProcess, free_port
+
+pytestmark = pytest.mark.e2e
+
+
+async def notify(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    import os
+
+    proc = await asyncio.create_subprocess_exec(
+        NOTIFY,
+        *args,
+        env={**os.environ, **env},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_send_prints_the_event_id_and_listen_prints_the_frame(
+    process_env: dict[str, str], edge_url: str, user_id: str
+) -> None:
+    code, out, err = await notify(
+        "send", "--user", user_id, "--type", "booking_confirmed",
+        "-d", "booking_id=b1", "-d", "tour_name=Jerusalem Day Tour",
+        env=process_env,
+    )  # fmt: skip
+    assert code == 0, err
+    event_id = uuid.UUID(out.strip())
+
+    code, out, err = await notify(
+        "listen", "--user", user_id, "--url", edge_url, "--count", "1", env=process_env
+    )
+    assert code == 0, err
+    lines = out.splitlines()
+    assert '"type":"connection_established"' in lines[0]
+    assert f'"id":"{event_id}"' in lines[1] and '"replayed":true' in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("command", "variable", "value", "expected"),
+    [
+        (
+            ["send", "--user", "u1", "--type", "tour_started", "-d", "booking_id=b", "-d",
+             "tour_name=T"],
+            "AMQP_URL", "amqp://guest:secret@127.0.0.1:1/",
+            "cannot reach RabbitMQ at amqp://guest:***@127.0.0.1:1/",
+        ),
+        (
+            ["dispatcher"], "DATABASE_URL", "postgresql://postgres@127.0.0.1:1/notifications",
+            "cannot reach PostgreSQL at postgresql+asyncpg://postgres@127.0.0.1:1/notifications",
+        ),
+        (
+            ["edge", "--port", "0"], "AMQP_URL", "amqp://guest:guest@127.0.0.1:1/",
+            "is it running",
+        ),
+        (
+            ["send", "--user", "u1", "--type", "booking_created", "-d", "booking_id=b1"],
+            "LOG_LEVEL", "info",
+            "invalid event: data.tour_name: Field required",
+        ),
+    ],
+)  # fmt: skip
+async def test_errors_say_what_is_wrong_without_a_traceback(
+    process_env: dict[str, str], command: list[str], variable: str, value: str, expected: str
+) -> None:
+    code, _, err = await notify(*command, env={**process_env, variable: value})
+    assert code == 1
+    assert expected in err
+    assert "Traceback" not in err
+
+
+async def test_up_runs_the_pipeline_and_stops_on_ctrl_c(
+    process_env: dict[str, str], user_id: str
+) -> None:
+    from tests.support.client import ws_client
+
+    port = free_port()
+    up = NotifyProcess("notify up", ["up", "--port", str(port)], process_env)
+    await up.start("Uvicorn running on")
+    await up.wait_for_line("dispatcher consuming")
+    async with ws_client(f"ws://127.0.0.1:{port}", user_id) as client:
+        assert client.replay_complete["type"] == "replay_complete"
+    assert await up.stop(signal.SIGINT) == 0
+    assert not any("Traceback" in line for line in up.lines)
