@@ -5,14 +5,10 @@ Errors the operator can act on are printed as one line, without a traceback.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Coroutine
 from typing import Any
 
 import click
@@ -20,38 +16,11 @@ import orjson
 from pydantic import ValidationError
 
 from producers.envelope import describe
-from producers.errors import NotifyError
+from producers.runner import run, setup_logging
 from producers.settings import Settings, get_settings, redact
+from socket_edge.commands import DEFAULT_HOST, DEFAULT_PORT
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
 SHUTDOWN_GRACE = 10.0
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("aio_pika").setLevel(logging.WARNING)
-    logging.getLogger("aiormq").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-
-
-def _run(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run a coroutine on uvloop when available, turning NotifyError into a clean exit."""
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:
-        runner = asyncio.Runner()
-    try:
-        with runner:
-            return runner.run(coro)
-    except NotifyError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @click.group()
@@ -61,50 +30,11 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
 @click.pass_context
 def cli(ctx: click.Context, log_level: str) -> None:
     """Real-time notification pipeline: RabbitMQ in, PostgreSQL event log, WebSockets out."""
-    _setup_logging(log_level)
+    setup_logging(log_level)
     try:
         ctx.obj = get_settings()
     except ValidationError as exc:
         raise click.ClickException(f"invalid configuration: {describe(exc)}") from None
-
-
-@cli.command()
-@click.pass_obj
-def migrate(settings: Settings) -> None:
-    """Create the database if it is missing and migrate it to the newest revision."""
-    from dispatcher.database import migrate as run_migrations
-
-    created = _run(run_migrations(settings.database_url))
-    verb = "created and migrated" if created else "migrated"
-    click.echo(f"database {redact(settings.database_url)} {verb} to head")
-
-
-@cli.command()
-@click.pass_obj
-def dispatcher(settings: Settings) -> None:
-    """Consume events, store them in PostgreSQL and route them to the edges."""
-    from dispatcher.consumer import run_dispatcher
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_dispatcher(settings, stop)
-
-    _run(main())
-
-
-@cli.command()
-@click.option("--host", default=DEFAULT_HOST, show_default=True)
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
-@click.pass_obj
-def edge(settings: Settings, host: str, port: int) -> None:
-    """Serve WebSocket clients and the REST API."""
-    from socket_edge.server import preflight, serve
-
-    _run(preflight(settings))
-    serve(settings, host, port)
 
 
 @cli.command()
@@ -115,7 +45,7 @@ def up(settings: Settings, host: str, port: int) -> None:
     """Migrate, then run a dispatcher and an edge until Ctrl-C."""
     from dispatcher.database import migrate as run_migrations
 
-    _run(run_migrations(settings.database_url))
+    run(run_migrations(settings.database_url))
     click.echo(f"database {redact(settings.database_url)} is at head", err=True)
     base = [sys.executable, "-m", "producers.cli"]
     children = [
@@ -229,25 +159,20 @@ def send(
         finally:
             await service.close()
 
-    _run(publish())
+    run(publish())
     click.echo(str(envelope.event_id))
 
 
-@cli.command()
-@click.option("--user", "user_id", required=True)
-@click.option("--url", default=f"ws://{DEFAULT_HOST}:{DEFAULT_PORT}", show_default=True)
-@click.option("--since", type=int, help="replay every notification after this seq")
-@click.option("--token", envvar="NOTIFY_TOKEN", help="JWT (or NOTIFY_TOKEN)")
-@click.option("--count", type=int, help="exit after this many notifications")
-def listen(user_id: str, url: str, since: int | None, token: str | None, count: int | None) -> None:
-    """Connect as a user and print every frame, one JSON object a line."""
-    from socket_edge.listen import listen as run_listen
+def _register() -> None:
+    # Each package contributes the commands of its own processes.
+    from dispatcher.commands import COMMANDS as dispatcher_commands
+    from socket_edge.commands import COMMANDS as edge_commands
 
-    def emit(line: str) -> None:
-        click.echo(line)
+    for command in (*dispatcher_commands, *edge_commands):
+        cli.add_command(command)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        _run(run_listen(url, user_id, since=since, token=token, count=count, emit=emit))
+
+_register()
 
 
 def main() -> None:

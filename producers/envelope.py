@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
 import orjson
@@ -125,6 +126,58 @@ class Envelope(BaseModel):
         return orjson.dumps(self.model_dump(mode="json"))
 
 
+class ReadEventType(StrEnum):
+    READ = "notification.read"
+    ALL_READ = "notification.all_read"
+
+
+READ_IDS_MAX = 1000
+
+
+class ReadEvent(BaseModel):
+    """A user marked notifications read: published by the edge and the REST API to
+    ``notifications.events`` with routing key = ``event_type``, stored in the same log.
+
+    ``notification.read`` names the notifications by ``ids`` (their event_ids);
+    ``notification.all_read`` marks everything of the user read, or, with ``up_to_seq``,
+    everything up to that seq (so nothing the client has not seen is marked read).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: uuid.UUID
+    schema_version: Literal[1]
+    event_type: ReadEventType
+    user_id: Identifier
+    ids: list[uuid.UUID] = Field(default_factory=list, max_length=READ_IDS_MAX)
+    up_to_seq: int | None = Field(default=None, ge=0)
+    occurred_at: AwareDatetime | None = None
+    producer: ProducerName | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if self.event_type is ReadEventType.READ:
+            if not self.ids:
+                raise ValueError("notification.read needs at least one id in ids")
+            if self.up_to_seq is not None:
+                raise ValueError("up_to_seq belongs to notification.all_read")
+        elif self.ids:
+            raise ValueError("ids belong to notification.read")
+        if self.occurred_at is None:
+            object.__setattr__(self, "occurred_at", datetime.now(UTC))
+        return self
+
+    @property
+    def routing_key(self) -> str:
+        return self.event_type.value
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+Event = Envelope | ReadEvent
+
+
 class EnvelopeError(ValueError):
     """An event that breaks a rule of the envelope; ``reason`` names the field and the rule."""
 
@@ -143,16 +196,31 @@ def describe(error: ValidationError, prefix: str = "") -> str:
     return "; ".join(parts)
 
 
-def parse_envelope(body: bytes) -> Envelope:
-    """Decode and validate one message body; raise EnvelopeError with a readable reason."""
+def _decode(body: bytes) -> dict[str, Any]:
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise EnvelopeError(f"body is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise EnvelopeError("body must be one JSON object")
+    return raw
+
+
+def parse_envelope(body: bytes) -> Envelope:
+    """Decode and validate one notification; raise EnvelopeError with a readable reason."""
     try:
-        return Envelope.model_validate(raw)
+        return Envelope.model_validate(_decode(body))
+    except ValidationError as exc:
+        raise EnvelopeError(describe(exc)) from None
+
+
+def parse_event(body: bytes) -> Event:
+    """Decode and validate any event of the events exchange: a notification, or a read
+    event (recognised by its ``event_type`` field)."""
+    raw = _decode(body)
+    model: type[Envelope] | type[ReadEvent] = ReadEvent if "event_type" in raw else Envelope
+    try:
+        return model.model_validate(raw)
     except ValidationError as exc:
         raise EnvelopeError(describe(exc)) from None
 

@@ -5,7 +5,7 @@ REPEATABLE READ snapshot. Since seqs become visible in commit order (``dispatche
 every notification with seq <= high-water is either in this replay or was not the user's to
 replay; every one committed later has seq > high-water and arrives live, because the user's
 key was bound before the snapshot was taken. That is the whole handover (invariant 4): live
-frames held during the replay are released only if their seq > high-water.
+frames are sent only if their seq > high-water.
 """
 
 from __future__ import annotations
@@ -13,65 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dispatcher.queries import HIGH_WATER, SINCE, UNREAD, UNREAD_COUNT
 from dispatcher.records import StoredNotification, encode_frame, notification_frame
-
-_COLUMNS = """n.seq, n.event_id, n.audience, n.user_id, n.room, n.notification_type, n.category,
-    n.priority, n.title, n.message, n.data, n.action_url, n.producer, n.occurred_at"""
-
-# Personal notifications unread by the user, and broadcasts inside the window that the user
-# has not read; each branch is an index scan (ix_notification_recipients_unread and
-# ix_notifications_broadcast_seq).
-UNREAD = text(
-    f"""
-    SELECT * FROM (
-        SELECT {_COLUMNS}, r.read_at
-        FROM notification_recipients r JOIN notifications n ON n.seq = r.seq
-        WHERE r.user_id = :user_id AND r.read_at IS NULL AND n.audience = 'user'
-      UNION ALL
-        SELECT {_COLUMNS}, NULL AS read_at
-        FROM notifications n
-        WHERE n.audience = 'broadcast' AND n.created_at > now() - CAST(:window AS interval)
-          AND NOT EXISTS (
-            SELECT 1 FROM notification_recipients r
-            WHERE r.user_id = :user_id AND r.seq = n.seq AND r.read_at IS NOT NULL)
-    ) AS mine
-    ORDER BY seq DESC
-    LIMIT :limit
-    """
-)
-
-# Every notification of the user (read or not) after a cursor.
-SINCE = text(
-    f"""
-    SELECT {_COLUMNS}, r.read_at
-    FROM notifications n
-    LEFT JOIN notification_recipients r ON r.seq = n.seq AND r.user_id = :user_id
-    WHERE n.seq > :since
-      AND (n.user_id = :user_id
-           OR (n.audience = 'broadcast' AND n.created_at > now() - CAST(:window AS interval)))
-    ORDER BY n.seq DESC
-    LIMIT :limit
-    """
-)
-
-UNREAD_COUNT = text(
-    """
-    SELECT
-      (SELECT count(*) FROM notification_recipients r JOIN notifications n ON n.seq = r.seq
-       WHERE r.user_id = :user_id AND r.read_at IS NULL AND n.audience = 'user')
-      +
-      (SELECT count(*) FROM notifications n
-       WHERE n.audience = 'broadcast' AND n.created_at > now() - CAST(:window AS interval)
-         AND NOT EXISTS (
-           SELECT 1 FROM notification_recipients r
-           WHERE r.user_id = :user_id AND r.seq = n.seq AND r.read_at IS NOT NULL))
-    """
-)
-
-HIGH_WATER = text("SELECT coalesce(max(seq), 0) FROM notification_events")
 
 
 @dataclass(frozen=True, slots=True)

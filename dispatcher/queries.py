@@ -1,0 +1,66 @@
+"""Read-side SQL over the projections, shared by every process that reads them (the edge's
+replay, the REST history, the dispatcher's unread counts). Each query is written to be an
+index scan on the partial indexes of ``dispatcher.schema``.
+
+Parameters: ``user_id``; ``window``, the broadcast unread window (a timedelta); ``limit``;
+``since``, a seq.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+COLUMNS = """n.seq, n.event_id, n.audience, n.user_id, n.room, n.notification_type, n.category,
+    n.priority, n.title, n.message, n.data, n.action_url, n.producer, n.occurred_at"""
+
+# Personal notifications unread by the user, and broadcasts inside the window that the user
+# has not read; each branch is an index scan (ix_notification_recipients_unread and
+# ix_notifications_broadcast_seq).
+UNREAD = text(
+    f"""
+    SELECT * FROM (
+        SELECT {COLUMNS}, r.read_at
+        FROM notification_recipients r JOIN notifications n ON n.seq = r.seq
+        WHERE r.user_id = :user_id AND r.read_at IS NULL AND n.audience = 'user'
+      UNION ALL
+        SELECT {COLUMNS}, NULL AS read_at
+        FROM notifications n
+        WHERE n.audience = 'broadcast' AND n.created_at > now() - CAST(:window AS interval)
+          AND NOT EXISTS (
+            SELECT 1 FROM notification_recipients r
+            WHERE r.user_id = :user_id AND r.seq = n.seq AND r.read_at IS NOT NULL)
+    ) AS mine
+    ORDER BY seq DESC
+    LIMIT :limit
+    """
+)
+
+# Every notification of the user (read or not) after a cursor.
+SINCE = text(
+    f"""
+    SELECT {COLUMNS}, r.read_at
+    FROM notifications n
+    LEFT JOIN notification_recipients r ON r.seq = n.seq AND r.user_id = :user_id
+    WHERE n.seq > :since
+      AND (n.user_id = :user_id
+           OR (n.audience = 'broadcast' AND n.created_at > now() - CAST(:window AS interval)))
+    ORDER BY n.seq DESC
+    LIMIT :limit
+    """
+)
+
+UNREAD_COUNT = text(
+    """
+    SELECT
+      (SELECT count(*) FROM notification_recipients r JOIN notifications n ON n.seq = r.seq
+       WHERE r.user_id = :user_id AND r.read_at IS NULL AND n.audience = 'user')
+      +
+      (SELECT count(*) FROM notifications n
+       WHERE n.audience = 'broadcast' AND n.created_at > now() - CAST(:window AS interval)
+         AND NOT EXISTS (
+           SELECT 1 FROM notification_recipients r
+           WHERE r.user_id = :user_id AND r.seq = n.seq AND r.read_at IS NOT NULL))
+    """
+)
+
+HIGH_WATER = text("SELECT coalesce(max(seq), 0) FROM notification_events")
