@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from dataclasses import asdict
 
 import click
+import orjson
 
 from producers.runner import run
 from producers.settings import Settings, redact
+
+LIST_LIMIT = 100
+REPLAY_LIMIT = 10_000
 
 
 @click.command()
@@ -38,4 +43,93 @@ def dispatcher(settings: Settings) -> None:
     run(main())
 
 
-COMMANDS: list[click.Command] = [migrate, dispatcher]
+@click.command()
+@click.pass_obj
+def rebuild(settings: Settings) -> None:
+    """Drop the projections and rebuild them from the event log; print their checksum."""
+    from dispatcher.database import create_engine
+    from dispatcher.rebuild import rebuild as run_rebuild
+
+    async def main() -> None:
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            done = await run_rebuild(engine, settings.broadcast_unread_window)
+        finally:
+            await engine.dispose()
+        sum_ = done.checksum
+        click.echo(
+            f"rebuilt from {done.events} events ({done.skipped} of unknown types left aside): "
+            f"{sum_.notifications} notifications, {sum_.recipients} recipient states"
+        )
+        click.echo(f"checksum {sum_.digest}")
+
+    run(main())
+
+
+@click.command()
+@click.option("--older-than", "older_than", required=True, metavar="AGE", help="e.g. 90d, 36h, 45m")
+@click.pass_obj
+def prune(settings: Settings, older_than: str) -> None:
+    """Remove read notifications older than AGE from the projections (never from the log)."""
+    from dispatcher.database import create_engine
+    from dispatcher.retention import parse_age
+    from dispatcher.retention import prune as run_prune
+
+    try:
+        age = parse_age(older_than)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+
+    async def main() -> None:
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            done = await run_prune(engine, age, settings.broadcast_unread_window)
+        finally:
+            await engine.dispose()
+        click.echo(
+            f"pruned {done.removed} notifications created before {done.cutoff.isoformat()} "
+            f"(logged as event {done.event_id})"
+        )
+
+    run(main())
+
+
+@click.group("dead-letters")
+def dead_letters() -> None:
+    """Inspect and replay the dead-letter queue."""
+
+
+@dead_letters.command("list")
+@click.option("--limit", default=LIST_LIMIT, show_default=True, type=click.IntRange(min=1))
+@click.pass_obj
+def list_letters(settings: Settings, limit: int) -> None:
+    """Print each dead letter as one JSON line: id, routing key, reason, body preview."""
+    from dispatcher.dead_letters import list_dead_letters
+
+    letters = run(list_dead_letters(settings.amqp_url, limit))
+    for letter in letters:
+        click.echo(orjson.dumps(asdict(letter)).decode())
+    click.echo(f"{len(letters)} dead letters shown", err=True)
+
+
+@dead_letters.command("replay")
+@click.option("--id", "ids", multiple=True, help="the id shown by list; repeatable (default: all)")
+@click.option("--limit", default=REPLAY_LIMIT, show_default=True, type=click.IntRange(min=1))
+@click.pass_obj
+def replay_letters(settings: Settings, ids: tuple[str, ...], limit: int) -> None:
+    """Re-publish dead letters to notifications.events under their original routing key."""
+    from dispatcher.dead_letters import replay_dead_letters
+
+    done: list[str] = run(replay_dead_letters(settings.amqp_url, set(ids), limit))
+    for name in done:
+        click.echo(name)
+    missing = set(ids) - set(done)
+    click.echo(f"{len(done)} dead letters replayed", err=True)
+    if missing:
+        raise click.ClickException(
+            f"not in the dead-letter queue: {', '.join(sorted(missing))} "
+            "(see `notify dead-letters list`)"
+        )
+
+
+COMMANDS: list[click.Command] = [migrate, dispatcher, rebuild, prune, dead_letters]

@@ -1,15 +1,20 @@
 """The dispatcher: consume events in batches, store them, route them, then acknowledge.
 
 For each batch, in this order:
-1. decode and validate every message; an invalid one is re-published to the dead-letter
-   exchange with its reason in ``x-notify-error`` (confirmed) and counts as handled;
-2. append the valid ones to the event log and the projections in one transaction;
-3. publish each newly stored notification to the delivery exchange;
+1. decode and validate every message (a notification or a read event); an invalid one is
+   re-published to the dead-letter exchange with its reason in ``x-notify-error``
+   (confirmed) and counts as handled;
+2. append the valid ones to the event log and apply them to the projections in one
+   transaction;
+3. publish what that transaction produced to the delivery exchange: each new notification
+   under its audience's key, and a ``read`` sync under ``user.<id>`` for each read event,
+   each with its own log seq in ``x-notify-seq``;
 4. acknowledge the whole batch with one ``multiple`` ack.
 
 A message is acknowledged only after its transaction committed (invariant 2), so a crash at
 any point leaves it in the queue, and the store's idempotency on event_id absorbs the
-redelivery (invariant 1).
+redelivery (invariant 1). While PostgreSQL is unreachable the batch in hand is retried with
+backoff and nothing is acknowledged; RabbitMQ holds the rest.
 """
 
 from __future__ import annotations
@@ -19,52 +24,31 @@ import logging
 import os
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aio_pika
-import asyncpg
-import sqlalchemy.exc
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher import database
+from dispatcher.batching import next_batch
 from dispatcher.database import create_engine
-from dispatcher.records import StoredNotification, encode_frame, notification_frame
-from dispatcher.store import EventStore
+from dispatcher.dead_letters import publish_refused
+from dispatcher.failures import is_last_delivery, is_transient, one_line
+from dispatcher.records import Delivery
+from dispatcher.routing import DeliveryRoute
+from dispatcher.store import AppendResult, EventStore
 from producers import topology
 from producers.broker import connect
-from producers.envelope import Envelope, EnvelopeError, parse_envelope
+from producers.envelope import EnvelopeError, Event, parse_event
 from producers.settings import Settings, redact
 
 log = logging.getLogger("notify.dispatcher")
 
 RETRY_FIRST = 0.5
 RETRY_MAX = 10.0
-REASON_MAX = 1000
 
-
-def is_transient(exc: BaseException) -> bool:
-    """True for failures that say "the database is not reachable right now", which are
-    retried in place, as opposed to a failure caused by the events themselves."""
-    if isinstance(exc, sqlalchemy.exc.DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        exc = exc.orig if exc.orig is not None else exc
-        cause = getattr(exc, "__cause__", None)
-        if cause is not None:
-            exc = cause
-    return isinstance(
-        exc,
-        OSError
-        | TimeoutError
-        | asyncpg.CannotConnectNowError
-        | asyncpg.ConnectionDoesNotExistError
-        | asyncpg.InterfaceError
-        | asyncpg.AdminShutdownError
-        | asyncpg.TooManyConnectionsError
-        | sqlalchemy.exc.InterfaceError
-        | sqlalchemy.exc.OperationalError,
-    )
+Parsed = tuple[AbstractIncomingMessage, Event]
 
 
 @dataclass
@@ -74,16 +58,15 @@ class Counters:
     dead_lettered: int = 0
     retried: int = 0
     batches: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class Dispatcher:
     def __init__(self, settings: Settings, engine: AsyncEngine | None = None) -> None:
         self.settings = settings
         self.engine = engine or create_engine(settings.database_url)
-        self.store = EventStore(self.engine)
+        self.store = EventStore(self.engine, settings.broadcast_unread_window)
         self.counters = Counters()
-        self._deliver: AbstractExchange | None = None
+        self._route_to: DeliveryRoute | None = None
         self._dead_letter: AbstractExchange | None = None
         self._stopping = asyncio.Event()
 
@@ -99,7 +82,8 @@ class Dispatcher:
                 consume_channel, self.settings.dispatcher_delivery_limit
             )
             deliver_channel = await connection.channel(publisher_confirms=False)
-            self._deliver = await topology.declare_deliver_exchange(deliver_channel)
+            await topology.declare_deliver_exchange(deliver_channel)
+            self._route_to = DeliveryRoute(deliver_channel)
             dead_letter_channel = await connection.channel(publisher_confirms=True)
             self._dead_letter, _ = await topology.declare_dead_letter(dead_letter_channel)
 
@@ -134,153 +118,131 @@ class Dispatcher:
             await self.engine.dispose()
 
     async def _batch_loop(self, inbox: asyncio.Queue[AbstractIncomingMessage | None]) -> None:
-        loop = asyncio.get_running_loop()
         limit = self.settings.dispatcher_batch_size
         wait = self.settings.dispatcher_batch_wait_ms / 1000
-        while True:
-            first = await inbox.get()
-            if first is None:
-                return
-            batch = [first]
-            deadline = loop.time() + wait
-            ended = False
-            while len(batch) < limit and not ended:
-                while len(batch) < limit and not inbox.empty():
-                    item = inbox.get_nowait()
-                    if item is None:
-                        ended = True
-                        break
-                    batch.append(item)
-                remaining = deadline - loop.time()
-                if ended or len(batch) >= limit or remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(inbox.get(), remaining)
-                except TimeoutError:
-                    break
-                if item is None:
-                    ended = True
-                else:
-                    batch.append(item)
-            await self.handle_batch(batch)
-            if ended:
+        while (batch := await next_batch(inbox, limit, wait)) is not None:
+            await self.handle_batch(batch.items)
+            if batch.last:
                 return
 
     async def handle_batch(self, batch: Sequence[AbstractIncomingMessage]) -> None:
         self.counters.batches += 1
-        valid: list[tuple[AbstractIncomingMessage, Envelope]] = []
+        valid: list[Parsed] = []
         refused: list[tuple[AbstractIncomingMessage, str]] = []
         for message in batch:
             try:
-                valid.append((message, parse_envelope(message.body)))
+                valid.append((message, parse_event(message.body)))
             except EnvelopeError as exc:
                 refused.append((message, exc.reason))
         if refused:
             await asyncio.gather(*(self._dead_letter_one(m, reason) for m, reason in refused))
         try:
-            stored = await self._store([e for _, e in valid])
+            result = await self._store([e for _, e in valid])
         except _Stopping:
             return  # unacknowledged: RabbitMQ gives them to the next consumer
         except Exception as exc:
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            log.warning("batch of %d failed (%s); storing one by one", len(valid), exc)
+            log.warning("batch of %d failed (%s); storing one by one", len(valid), one_line(exc))
             await self._one_by_one(valid)
             for message, _ in refused:
                 await self._settle(message.ack())
             return
-        await self._route(stored)
+        await self._route(result.applied.deliveries())
         await self._settle(batch[-1].ack(multiple=True))
 
-    async def _store(self, envelopes: Sequence[Envelope]) -> list[StoredNotification]:
-        """Append, retrying in place while the database is unreachable."""
+    async def _store(self, events: Sequence[Event]) -> AppendResult:
+        """Append, retrying in place with backoff while the database is unreachable."""
         pause = RETRY_FIRST
+        failures = 0
         while True:
             try:
-                stored = await self.store.append(envelopes)
+                result = await self.store.append(events)
             except Exception as exc:
                 if not is_transient(exc):
                     raise
                 if self._stopping.is_set():
                     raise _Stopping() from exc
+                failures += 1
                 log.warning(
-                    "PostgreSQL unavailable (%s: %s); holding %d events unacknowledged, "
-                    "retrying in %.1fs",
-                    type(exc).__name__,
-                    str(exc).splitlines()[0] if str(exc) else "",
-                    len(envelopes),
+                    "PostgreSQL unavailable (%s); holding %d events unacknowledged, "
+                    "retry %d in %.1fs",
+                    one_line(exc),
+                    len(events),
+                    failures,
                     pause,
                 )
                 self.counters.retried += 1
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RETRY_MAX)
                 continue
-            self.counters.stored += len(stored)
-            self.counters.duplicates += len({e.event_id for e in envelopes}) - len(stored)
-            return stored
+            if failures:
+                log.warning(
+                    "PostgreSQL reachable again after %d retries; the held batch is stored "
+                    "and acknowledged",
+                    failures,
+                )
+            self.counters.stored += result.logged
+            self.counters.duplicates += result.duplicates
+            return result
 
-    async def _one_by_one(self, valid: Sequence[tuple[AbstractIncomingMessage, Envelope]]) -> None:
-        for message, envelope in valid:
+    async def _one_by_one(self, valid: Sequence[Parsed]) -> None:
+        """After a batch failed for a reason other than the database being away: find the
+        event that causes it. It is returned to the queue, so RabbitMQ counts its deliveries;
+        on its last one it is dead-lettered here, with the reason."""
+        for message, event in valid:
             try:
-                stored = await self._store([envelope])
+                result = await self._store([event])
             except _Stopping:
                 return
             except Exception as exc:
                 if isinstance(exc, asyncio.CancelledError):
                     raise
-                log.error(
-                    "event %s could not be stored (%s: %s); returned to the queue, "
-                    "dead-lettered after %d deliveries",
-                    envelope.event_id,
-                    type(exc).__name__,
-                    str(exc).splitlines()[0] if str(exc) else "",
-                    self.settings.dispatcher_delivery_limit,
-                )
-                await self._settle(message.nack(requeue=True))
+                await self._failed(message, event, exc)
                 continue
-            await self._route(stored)
+            await self._route(result.applied.deliveries())
             await self._settle(message.ack())
 
-    async def _route(self, stored: Sequence[StoredNotification]) -> None:
-        """Publish each notification, encoded once, to its delivery key. The fast path may
-        drop (nobody online, an edge gone); Postgres and the replay make up for it."""
-        assert self._deliver is not None
-        if not stored:
-            return
-        await asyncio.gather(
-            *(
-                self._deliver.publish(
-                    aio_pika.Message(
-                        body=encode_frame(notification_frame(n)).encode(),
-                        content_type="application/json",
-                        headers={topology.SEQ_HEADER: n.seq},
-                        delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
-                    ),
-                    routing_key=n.delivery_key,
-                    mandatory=False,
-                )
-                for n in stored
+    async def _failed(self, message: AbstractIncomingMessage, event: Event, exc: Exception) -> None:
+        reason = one_line(exc)
+        if is_last_delivery(message, self.settings.dispatcher_delivery_limit):
+            await self._dead_letter_one(
+                message,
+                f"could not be stored after {self.settings.dispatcher_delivery_limit} "
+                f"deliveries: {reason}",
             )
+            await self._settle(message.ack())
+            return
+        log.error(
+            "event %s could not be stored (%s); returned to the queue, dead-lettered after "
+            "%d deliveries",
+            event.event_id,
+            reason,
+            self.settings.dispatcher_delivery_limit,
         )
+        await self._settle(message.nack(requeue=True))
+
+    async def _route(self, deliveries: Sequence[Delivery]) -> None:
+        """Publish each delivery, in log order. The fast path may drop (nobody online, an
+        edge gone, the broker connection lost after the commit); Postgres and the replay make
+        up for it, so a failure here is logged and the batch is still acknowledged."""
+        assert self._route_to is not None
+        try:
+            await self._route_to.publish(deliveries)
+        except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
+            log.warning(
+                "%d deliveries (seq %d..%d) not published (%s); clients get them from their "
+                "next replay",
+                len(deliveries),
+                deliveries[0].seq,
+                deliveries[-1].seq,
+                one_line(exc),
+            )
 
     async def _dead_letter_one(self, message: AbstractIncomingMessage, reason: str) -> None:
         assert self._dead_letter is not None
         log.warning("dead-lettering message %s: %s", message.message_id or "-", reason)
-        headers = dict(message.headers or {})
-        headers[topology.ERROR_HEADER] = reason[:REASON_MAX]
-        headers[topology.ORIGINAL_KEY_HEADER] = message.routing_key or ""
-        await self._dead_letter.publish(
-            aio_pika.Message(
-                body=message.body,
-                headers=headers,
-                content_type=message.content_type,
-                message_id=message.message_id,
-                type=message.type,
-                app_id=message.app_id,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key=message.routing_key or "",
-        )
+        await publish_refused(self._dead_letter, message, reason)
         self.counters.dead_lettered += 1
 
     async def _settle(self, outcome: object) -> None:

@@ -64,3 +64,45 @@ UNREAD_COUNT = text(
 )
 
 HIGH_WATER = text("SELECT coalesce(max(seq), 0) FROM notification_events")
+
+# A room's notifications after a cursor (the room's history, replayed on subscribe).
+ROOM_SINCE = text(
+    f"""
+    SELECT {COLUMNS}, NULL AS read_at
+    FROM notifications n
+    WHERE n.room = :room AND n.seq > :since
+    ORDER BY n.seq DESC
+    LIMIT :limit
+    """
+)
+
+# A page of the user's history, newest first, before a seq; ``status`` is all, read or unread.
+HISTORY = text(
+    f"""
+    SELECT {COLUMNS}, r.read_at
+    FROM notifications n
+    LEFT JOIN notification_recipients r ON r.seq = n.seq AND r.user_id = :user_id
+    WHERE (n.user_id = :user_id
+           OR (n.audience = 'broadcast' AND n.created_at > now() - CAST(:window AS interval)))
+      AND n.seq < :before_seq
+      AND (:status = 'all'
+           OR (:status = 'unread' AND r.read_at IS NULL)
+           OR (:status = 'read' AND r.read_at IS NOT NULL))
+    ORDER BY n.seq DESC
+    LIMIT :limit
+    """
+)
+
+# What this edge's users and rooms were routed after a seq: the catch-up after a broker blip.
+ROUTED_SINCE = text(
+    f"""
+    SELECT {COLUMNS}, NULL AS read_at
+    FROM notifications n
+    WHERE n.seq > :since
+      AND (n.user_id = ANY(:users)
+           OR n.room = ANY(:rooms)
+           OR (n.audience = 'broadcast' AND n.created_at > now() - CAST(:window AS interval)))
+    ORDER BY n.seq
+    LIMIT :limit
+    """
+)

@@ -7,7 +7,7 @@ same frame from a database row when it replays. Both go through ``notification_f
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -115,3 +115,31 @@ def notification_frame(
 
 def encode_frame(frame: Mapping[str, Any]) -> str:
     return orjson.dumps(frame).decode()
+
+
+def read_frame(
+    ids: Sequence[str], unread_count: int, up_to_seq: int | None = None
+) -> dict[str, Any]:
+    """The ``read`` sync every socket of a user gets when any device marks something read:
+    the event_ids it marked, the new badge count, and for ``mark_all_read`` the seq up to
+    which everything is now read."""
+    frame: dict[str, Any] = {"type": "read", "ids": list(ids), "unread_count": unread_count}
+    if up_to_seq is not None:
+        frame["up_to_seq"] = up_to_seq
+    return frame
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message for the delivery exchange. ``seq`` is the log position of the event it
+    comes from: the edge drops a live frame at or below its replay's high-water mark, so every
+    delivery must carry its own event's seq (``topology.SEQ_HEADER``)."""
+
+    seq: int
+    routing_key: str
+    body: bytes
+
+
+def notification_delivery(notification: StoredNotification) -> Delivery:
+    body = encode_frame(notification_frame(notification)).encode()
+    return Delivery(notification.seq, notification.delivery_key, body)

@@ -2,7 +2,8 @@
 and the dispatcher, the edge and the reports all query these tables.
 
 - ``notification_events`` is the append-only event log, ordered by ``seq``. Nothing updates or
-  deletes a row: a trigger refuses it (``APPEND_ONLY_DDL``).
+  deletes a row: a trigger refuses it (migration 0001). ``event_type`` is one of
+  ``dispatcher.events.EVENT_TYPES``.
 - ``notifications`` is a projection of the log: one row per notification, keyed by the seq of
   the event that created it.
 - ``notification_recipients`` is the per-user state of personal and broadcast notifications
@@ -88,6 +89,13 @@ notifications = Table(
     Index(
         "ix_notifications_broadcast_seq",
         "seq",
+        postgresql_where=text("audience = 'broadcast'"),
+    ),
+    # "Broadcasts inside the unread window" is a range on created_at: without this index
+    # every unread count would walk all broadcasts ever sent (docs/event-store.md).
+    Index(
+        "ix_notifications_broadcast_created_at",
+        "created_at",
         postgresql_where=text("audience = 'broadcast'"),
     ),
     comment="Projection of notification.created events: one row per notification.",

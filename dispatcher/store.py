@@ -1,5 +1,5 @@
-"""The event store: append notification events to the log and update the projections, in one
-transaction.
+"""The event store: append events to the log and apply them to the projections, in one
+transaction; record delivery receipts.
 
 Positions that follow commit order
 ----------------------------------
@@ -10,71 +10,90 @@ never see 10 (DESIGN.md invariant 5). Every append here first takes
 ``LOCK TABLE notification_events IN EXCLUSIVE MODE``, which conflicts with itself but not with
 readers (ACCESS SHARE): appends are serialised from the moment they draw a seq until they
 commit, so seqs become visible in increasing order and ``seq > S`` never skips a row. The lock
-is held for one batch's inserts only, so its cost is paid once per batch, not per event.
+is held for one batch's statements only, so its cost is paid once per batch, not per event,
+and a batch of a few hundred events holds it for a few milliseconds.
 This is the approach of the ``eventsourcing`` library's PostgreSQL recorder; see
 https://www.postgresql.org/docs/current/explicit-locking.html#LOCKING-TABLES for the modes.
+docs/event-store.md compares it with the alternatives and describes the test that proves it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
 
-from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from dispatcher.records import StoredNotification
-from dispatcher.schema import notification_events, notification_recipients, notifications
-from producers.envelope import Envelope
+from dispatcher import statements
+from dispatcher.events import LogEntry, LogEvent, unique_entries
+from dispatcher.projection import Applied, Logged, Projector
 
-CREATED = "notification.created"
+DEFAULT_BROADCAST_WINDOW = timedelta(days=7)
 
-APPEND_LOCK = text("LOCK TABLE notification_events IN EXCLUSIVE MODE")
+
+@dataclass
+class AppendResult:
+    received: int  # events handed to append, copies included
+    logged: int  # events new to the log, now committed
+    applied: Applied = field(default_factory=Applied)
+
+    @property
+    def duplicates(self) -> int:
+        return self.received - self.logged
 
 
 class EventStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, broadcast_window: timedelta = DEFAULT_BROADCAST_WINDOW
+    ) -> None:
         self.engine = engine
+        self.window = broadcast_window
 
-    async def append(self, envelopes: Sequence[Envelope]) -> list[StoredNotification]:
-        """Store each new envelope once, in order; return those that were new, by seq.
+    async def append(self, events: Sequence[LogEvent]) -> AppendResult:
+        """Store each new event once and apply it to the projections, in one transaction.
 
         An event_id already in the log, or twice in the batch, is skipped: delivering an event
         again is how a broker says "I am not sure you got it", and the answer is "I did".
         """
-        unique: dict[str, Envelope] = {}
-        for envelope in envelopes:
-            unique.setdefault(str(envelope.event_id), envelope)
-        if not unique:
-            return []
+        entries = unique_entries(events)
+        if not entries:
+            return AppendResult(received=len(events), logged=0)
         async with self.engine.begin() as conn:
-            await conn.execute(APPEND_LOCK)
-            inserted = await conn.execute(
-                insert(notification_events)
-                .values(
-                    [
-                        {
-                            "event_id": e.event_id,
-                            "event_type": CREATED,
-                            "occurred_at": e.occurred_at,
-                            "producer": e.producer,
-                            "payload": e.model_dump(mode="json"),
-                        }
-                        for e in unique.values()
-                    ]
-                )
-                .on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(notification_events.c.seq, notification_events.c.event_id)
+            applied, logged = await self.append_in(conn, entries)
+        return AppendResult(received=len(events), logged=logged, applied=applied)
+
+    async def append_in(
+        self, conn: AsyncConnection, entries: Sequence[LogEntry]
+    ) -> tuple[Applied, int]:
+        """The statements of one append, on a connection whose transaction the caller commits
+        (tests delay that commit to prove the lock keeps readers from skipping a row)."""
+        await conn.exec_driver_sql(statements.APPEND_LOCK)
+        inserted = await conn.exec_driver_sql(
+            statements.INSERT_LOG,
+            (
+                [e.event_id for e in entries],
+                [e.event_type for e in entries],
+                [e.occurred_at for e in entries],
+                [e.producer for e in entries],
+                [e.payload for e in entries],
+            ),
+        )
+        by_id = {e.event_id: e.event for e in entries}
+        logged = [
+            Logged(seq=row.seq, recorded_at=row.recorded_at, event=by_id[row.event_id])
+            for row in inserted.all()
+        ]
+        applied = await Projector(conn, self.window).apply(logged)
+        return applied, len(logged)
+
+    async def record_deliveries(self, receipts: Sequence[tuple[str, int]]) -> None:
+        """Record that each (user_id, seq) reached one of the user's sockets: delivered_at is
+        set the first time only. One statement for the whole batch."""
+        if not receipts:
+            return
+        async with self.engine.begin() as conn:
+            await conn.exec_driver_sql(
+                statements.RECORD_DELIVERIES,
+                ([user for user, _ in receipts], [seq for _, seq in receipts]),
             )
-            seqs = {str(event_id): seq for seq, event_id in inserted.all()}
-            if not seqs:
-                return []
-            stored = sorted(
-                (StoredNotification.from_envelope(unique[eid], seq) for eid, seq in seqs.items()),
-                key=lambda n: n.seq,
-            )
-            await conn.execute(insert(notifications), [n.projection_row() for n in stored])
-            personal = [{"user_id": n.user_id, "seq": n.seq} for n in stored if n.user_id]
-            if personal:
-                await conn.execute(insert(notification_recipients), personal)
-        return stored

@@ -2,24 +2,47 @@
 priority, the typed shape of its ``data`` and the title and message it gets when the producer
 gives none.
 
-This module is the one definition of the catalog; the envelope, the SDK and the dispatcher all
-read it.
+This module is the one definition of the catalog; the envelope, the SDK, the published JSON
+Schema and the dispatcher all read it. Each data model renders its own default texts
+(``default_title`` / ``default_message``) and carries one example, which the JSON Schema, the
+documentation and the tests reuse.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, PlainSerializer
+import orjson
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
+
+
+def _date_of(value: object) -> object:
+    # A booking's tour date often comes from a datetime column; its calendar day is meant.
+    return value.date() if isinstance(value, datetime) else value
+
 
 # Money travels as a JSON number; amounts are validated as Decimal so that "12.50" and 12.5
 # are both accepted and never pass through binary floating point on the way in.
-Amount = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+Amount = Annotated[
+    Decimal,
+    Field(ge=0, allow_inf_nan=False, description="a non-negative amount, e.g. 250.00"),
+    PlainSerializer(float, return_type=float, when_used="json"),
+]
+Day = Annotated[date, BeforeValidator(_date_of), Field(description="ISO 8601 date, 2026-02-15")]
+Moment = Annotated[AwareDatetime, Field(description="ISO 8601 date-time with a time zone")]
+Name = Annotated[str, Field(min_length=1)]
 
 
 class Priority(StrEnum):
@@ -27,6 +50,10 @@ class Priority(StrEnum):
     HIGH = "high"
     MEDIUM = "medium"
     LOW = "low"
+
+
+# The seed's name for the same enum, so code written against it keeps working.
+NotificationPriority = Priority
 
 
 class Category(StrEnum):
@@ -59,105 +86,8 @@ class NotificationType(StrEnum):
     WORKFLOW_COMPLETED = "workflow_completed"
 
 
-class EventData(BaseModel):
-    """Base of every type's ``data``: the listed fields are typed, extra fields are kept."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class BookingCreated(EventData):
-    booking_id: str
-    tour_name: str
-    tour_date: date
-    total_amount: Amount
-
-
-class BookingConfirmed(EventData):
-    booking_id: str
-    tour_name: str
-    confirmation_code: str | None = None
-
-
-class BookingCancelled(EventData):
-    booking_id: str
-    tour_name: str
-    reason: str | None = None
-
-
-class PaymentReceived(EventData):
-    booking_id: str
-    amount: Amount
-    payment_method: str
-
-
-class PaymentFailed(EventData):
-    booking_id: str
-    amount: Amount
-    reason: str | None = None
-
-
-class RefundProcessed(EventData):
-    booking_id: str
-    amount: Amount
-
-
-class TourStartingSoon(EventData):
-    booking_id: str
-    tour_name: str
-    start_time: AwareDatetime
-    meeting_point: str
-
-
-class TourStarted(EventData):
-    booking_id: str
-    tour_name: str
-
-
-class TourCompleted(EventData):
-    booking_id: str
-    tour_name: str
-
-
-class NewCommission(EventData):
-    booking_id: str
-    commission_amount: Amount
-    tier: str
-
-
-class TierUpgraded(EventData):
-    old_tier: str
-    new_tier: str
-
-
-class ChatMessage(EventData):
-    conversation_id: str
-    sender_id: str
-    preview: str
-
-
-class ChatRead(EventData):
-    conversation_id: str
-    reader_id: str
-
-
-class SystemAlert(EventData):
-    """Free-form: any fields."""
-
-
-class MaintenanceScheduled(EventData):
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime | None = None
-
-
-class AgentResponse(EventData):
-    agent_name: str
-    response: Any
-    execution_time_ms: float
-
-
-class WorkflowCompleted(EventData):
-    workflow_id: str
-    status: str
+def _example(**fields: Any) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": [fields]})
 
 
 def _when(moment: datetime) -> str:
@@ -173,8 +103,262 @@ def _with_reason(text: str, reason: str | None) -> str:
 
 
 def _preview(value: Any, limit: int = 140) -> str:
-    text = value if isinstance(value, str) else str(value)
+    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class EventData(BaseModel):
+    """Base of every type's ``data``: the listed fields are typed, extra fields are kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @abstractmethod
+    def default_title(self) -> str:
+        """The title a notification of this type gets when the producer gives none."""
+
+    @abstractmethod
+    def default_message(self) -> str:
+        """The message a notification of this type gets when the producer gives none."""
+
+
+class BookingCreated(EventData):
+    model_config = _example(
+        booking_id="b-1042", tour_name="Jerusalem Day Tour", tour_date="2026-02-15",
+        total_amount=250.0,
+    )  # fmt: skip
+    booking_id: Name
+    tour_name: Name
+    tour_date: Day
+    total_amount: Amount
+
+    def default_title(self) -> str:
+        return "Booking Created"
+
+    def default_message(self) -> str:
+        day = self.tour_date.isoformat()
+        return f"Your booking for '{self.tour_name}' on {day} has been created"
+
+
+class BookingConfirmed(EventData):
+    model_config = _example(
+        booking_id="b-1042", tour_name="Jerusalem Day Tour", confirmation_code="JDT-7Q2"
+    )
+    booking_id: Name
+    tour_name: Name
+    confirmation_code: str | None = None
+
+    def default_title(self) -> str:
+        return "Booking Confirmed!"
+
+    def default_message(self) -> str:
+        return f"Your booking for '{self.tour_name}' is confirmed"
+
+
+class BookingCancelled(EventData):
+    model_config = _example(
+        booking_id="b-1042", tour_name="Jerusalem Day Tour", reason="cancelled by the customer"
+    )
+    booking_id: Name
+    tour_name: Name
+    reason: str | None = None
+
+    def default_title(self) -> str:
+        return "Booking Cancelled"
+
+    def default_message(self) -> str:
+        return _with_reason(f"Your booking for '{self.tour_name}' has been cancelled", self.reason)
+
+
+class PaymentReceived(EventData):
+    model_config = _example(booking_id="b-1042", amount=250.0, payment_method="Credit Card")
+    booking_id: Name
+    amount: Amount
+    payment_method: Name
+
+    def default_title(self) -> str:
+        return "Payment Received"
+
+    def default_message(self) -> str:
+        return f"We received your payment of {_money(self.amount)} by {self.payment_method}"
+
+
+class PaymentFailed(EventData):
+    model_config = _example(booking_id="b-1042", amount=250.0, reason="card declined")
+    booking_id: Name
+    amount: Amount
+    reason: str | None = None
+
+    def default_title(self) -> str:
+        return "Payment Failed"
+
+    def default_message(self) -> str:
+        text = f"Your payment of {_money(self.amount)} for booking {self.booking_id} failed"
+        return _with_reason(text, self.reason)
+
+
+class RefundProcessed(EventData):
+    model_config = _example(booking_id="b-1042", amount=250.0)
+    booking_id: Name
+    amount: Amount
+
+    def default_title(self) -> str:
+        return "Refund Processed"
+
+    def default_message(self) -> str:
+        amount = _money(self.amount)
+        return f"Your refund of {amount} for booking {self.booking_id} has been processed"
+
+
+class TourStartingSoon(EventData):
+    model_config = _example(
+        booking_id="b-1042", tour_name="Jerusalem Day Tour",
+        start_time="2026-02-15T08:00:00+02:00", meeting_point="Jaffa Gate",
+    )  # fmt: skip
+    booking_id: Name
+    tour_name: Name
+    start_time: Moment
+    meeting_point: Name
+
+    def default_title(self) -> str:
+        return "Tour Starting Soon"
+
+    def default_message(self) -> str:
+        return (
+            f"'{self.tour_name}' starts at {_when(self.start_time)}. "
+            f"Meeting point: {self.meeting_point}"
+        )
+
+
+class TourStarted(EventData):
+    model_config = _example(booking_id="b-1042", tour_name="Jerusalem Day Tour")
+    booking_id: Name
+    tour_name: Name
+
+    def default_title(self) -> str:
+        return "Tour Started"
+
+    def default_message(self) -> str:
+        return f"'{self.tour_name}' has started. Enjoy!"
+
+
+class TourCompleted(EventData):
+    model_config = _example(booking_id="b-1042", tour_name="Jerusalem Day Tour")
+    booking_id: Name
+    tour_name: Name
+
+    def default_title(self) -> str:
+        return "Tour Completed"
+
+    def default_message(self) -> str:
+        return f"Thank you for joining '{self.tour_name}'"
+
+
+class NewCommission(EventData):
+    model_config = _example(booking_id="b-1042", commission_amount=25.0, tier="Gold")
+    booking_id: Name
+    commission_amount: Amount
+    tier: Name
+
+    def default_title(self) -> str:
+        return "New Commission Earned"
+
+    def default_message(self) -> str:
+        return (
+            f"You earned {_money(self.commission_amount)} on booking {self.booking_id} "
+            f"({self.tier} tier)"
+        )
+
+
+class TierUpgraded(EventData):
+    model_config = _example(old_tier="Silver", new_tier="Gold")
+    old_tier: Name
+    new_tier: Name
+
+    def default_title(self) -> str:
+        return "Tier Upgraded!"
+
+    def default_message(self) -> str:
+        return f"Congratulations! You moved from {self.old_tier} to {self.new_tier}"
+
+
+class ChatMessage(EventData):
+    model_config = _example(
+        conversation_id="c-77", sender_id="guide-12", preview="See you at Jaffa Gate at 8!"
+    )
+    conversation_id: Name
+    sender_id: Name
+    preview: str
+
+    def default_title(self) -> str:
+        return "New Message"
+
+    def default_message(self) -> str:
+        return _preview(self.preview)
+
+
+class ChatRead(EventData):
+    model_config = _example(conversation_id="c-77", reader_id="guide-12")
+    conversation_id: Name
+    reader_id: Name
+
+    def default_title(self) -> str:
+        return "Message Read"
+
+    def default_message(self) -> str:
+        return "Your message has been read"
+
+
+class SystemAlert(EventData):
+    """Free-form: any fields."""
+
+    model_config = _example(component="payments", status="degraded")
+
+    def default_title(self) -> str:
+        return "System Alert"
+
+    def default_message(self) -> str:
+        return "System alert"
+
+
+class MaintenanceScheduled(EventData):
+    model_config = _example(starts_at="2026-02-16T02:00:00+00:00", ends_at="2026-02-16T03:00:00Z")
+    starts_at: Moment
+    ends_at: Moment | None = None
+
+    def default_title(self) -> str:
+        return "Maintenance Scheduled"
+
+    def default_message(self) -> str:
+        until = f" to {_when(self.ends_at)}" if self.ends_at else ""
+        return f"Scheduled maintenance from {_when(self.starts_at)}{until}"
+
+
+class AgentResponse(EventData):
+    model_config = _example(
+        agent_name="itinerary_planner", response="Day 1: Old City walk; Day 2: Dead Sea",
+        execution_time_ms=1840.5,
+    )  # fmt: skip
+    agent_name: Name
+    response: Any = Field(description="any JSON value: the agent's answer")
+    execution_time_ms: float = Field(ge=0, allow_inf_nan=False)
+
+    def default_title(self) -> str:
+        return f"{self.agent_name} responded"
+
+    def default_message(self) -> str:
+        return _preview(self.response)
+
+
+class WorkflowCompleted(EventData):
+    model_config = _example(workflow_id="wf-301", status="succeeded")
+    workflow_id: Name
+    status: Name
+
+    def default_title(self) -> str:
+        return "Workflow Completed"
+
+    def default_message(self) -> str:
+        return f"Workflow {self.workflow_id} finished: {self.status}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,22 +367,25 @@ class CatalogEntry:
     category: Category
     priority: Priority
     data_model: type[EventData]
-    title: Callable[[Any], str]
-    message: Callable[[Any], str]
 
     def parse_data(self, data: dict[str, Any]) -> EventData:
         return self.data_model.model_validate(data)
 
+    def title(self, data: EventData) -> str:
+        return data.default_title()
 
-def _entry(
-    type_: NotificationType,
-    category: Category,
-    priority: Priority,
-    model: type[EventData],
-    title: Callable[[Any], str],
-    message: Callable[[Any], str],
-) -> CatalogEntry:
-    return CatalogEntry(type_, category, priority, model, title, message)
+    def message(self, data: EventData) -> str:
+        return data.default_message()
+
+    @property
+    def example_data(self) -> dict[str, Any]:
+        extra = self.data_model.model_config.get("json_schema_extra")
+        assert isinstance(extra, dict)
+        examples = extra["examples"]
+        assert isinstance(examples, list)
+        example = examples[0]
+        assert isinstance(example, dict)
+        return dict(example)
 
 
 T, C, P = NotificationType, Category, Priority
@@ -206,64 +393,22 @@ T, C, P = NotificationType, Category, Priority
 CATALOG: dict[NotificationType, CatalogEntry] = {
     e.notification_type: e
     for e in (
-        _entry(T.BOOKING_CREATED, C.BOOKING, P.MEDIUM, BookingCreated,
-               lambda d: "Booking Created",
-               lambda d: f"Your booking for '{d.tour_name}' on {d.tour_date.isoformat()} "
-                         f"has been created"),
-        _entry(T.BOOKING_CONFIRMED, C.BOOKING, P.HIGH, BookingConfirmed,
-               lambda d: "Booking Confirmed!",
-               lambda d: f"Your booking for '{d.tour_name}' is confirmed"),
-        _entry(T.BOOKING_CANCELLED, C.BOOKING, P.HIGH, BookingCancelled,
-               lambda d: "Booking Cancelled",
-               lambda d: _with_reason(f"Your booking for '{d.tour_name}' has been cancelled",
-                                      d.reason)),
-        _entry(T.PAYMENT_RECEIVED, C.PAYMENT, P.HIGH, PaymentReceived,
-               lambda d: "Payment Received",
-               lambda d: f"We received your payment of {_money(d.amount)} "
-                         f"by {d.payment_method}"),
-        _entry(T.PAYMENT_FAILED, C.PAYMENT, P.URGENT, PaymentFailed,
-               lambda d: "Payment Failed",
-               lambda d: _with_reason(f"Your payment of {_money(d.amount)} for booking "
-                                      f"{d.booking_id} failed", d.reason)),
-        _entry(T.REFUND_PROCESSED, C.PAYMENT, P.HIGH, RefundProcessed,
-               lambda d: "Refund Processed",
-               lambda d: f"Your refund of {_money(d.amount)} for booking {d.booking_id} "
-                         f"has been processed"),
-        _entry(T.TOUR_STARTING_SOON, C.TOUR, P.URGENT, TourStartingSoon,
-               lambda d: "Tour Starting Soon",
-               lambda d: f"'{d.tour_name}' starts at {_when(d.start_time)}. "
-                         f"Meeting point: {d.meeting_point}"),
-        _entry(T.TOUR_STARTED, C.TOUR, P.HIGH, TourStarted,
-               lambda d: "Tour Started",
-               lambda d: f"'{d.tour_name}' has started. Enjoy!"),
-        _entry(T.TOUR_COMPLETED, C.TOUR, P.MEDIUM, TourCompleted,
-               lambda d: "Tour Completed",
-               lambda d: f"Thank you for joining '{d.tour_name}'"),
-        _entry(T.NEW_COMMISSION, C.AGENT, P.HIGH, NewCommission,
-               lambda d: "New Commission Earned",
-               lambda d: f"You earned {_money(d.commission_amount)} on booking "
-                         f"{d.booking_id} ({d.tier} tier)"),
-        _entry(T.TIER_UPGRADED, C.AGENT, P.HIGH, TierUpgraded,
-               lambda d: "Tier Upgraded!",
-               lambda d: f"Congratulations! You moved from {d.old_tier} to {d.new_tier}"),
-        _entry(T.CHAT_MESSAGE, C.CHAT, P.MEDIUM, ChatMessage,
-               lambda d: "New Message",
-               lambda d: _preview(d.preview)),
-        _entry(T.CHAT_READ, C.CHAT, P.LOW, ChatRead,
-               lambda d: "Message Read",
-               lambda d: "Your message has been read"),
-        _entry(T.SYSTEM_ALERT, C.SYSTEM, P.HIGH, SystemAlert,
-               lambda d: "System Alert",
-               lambda d: "System alert"),
-        _entry(T.MAINTENANCE_SCHEDULED, C.SYSTEM, P.HIGH, MaintenanceScheduled,
-               lambda d: "Maintenance Scheduled",
-               lambda d: f"Scheduled maintenance from {_when(d.starts_at)}"
-                         + (f" to {_when(d.ends_at)}" if d.ends_at else "")),
-        _entry(T.AGENT_RESPONSE, C.AI_AGENT, P.MEDIUM, AgentResponse,
-               lambda d: f"{d.agent_name} responded",
-               lambda d: _preview(d.response)),
-        _entry(T.WORKFLOW_COMPLETED, C.AI_AGENT, P.MEDIUM, WorkflowCompleted,
-               lambda d: "Workflow Completed",
-               lambda d: f"Workflow {d.workflow_id} finished: {d.status}"),
+        CatalogEntry(T.BOOKING_CREATED, C.BOOKING, P.MEDIUM, BookingCreated),
+        CatalogEntry(T.BOOKING_CONFIRMED, C.BOOKING, P.HIGH, BookingConfirmed),
+        CatalogEntry(T.BOOKING_CANCELLED, C.BOOKING, P.HIGH, BookingCancelled),
+        CatalogEntry(T.PAYMENT_RECEIVED, C.PAYMENT, P.HIGH, PaymentReceived),
+        CatalogEntry(T.PAYMENT_FAILED, C.PAYMENT, P.URGENT, PaymentFailed),
+        CatalogEntry(T.REFUND_PROCESSED, C.PAYMENT, P.HIGH, RefundProcessed),
+        CatalogEntry(T.TOUR_STARTING_SOON, C.TOUR, P.URGENT, TourStartingSoon),
+        CatalogEntry(T.TOUR_STARTED, C.TOUR, P.HIGH, TourStarted),
+        CatalogEntry(T.TOUR_COMPLETED, C.TOUR, P.MEDIUM, TourCompleted),
+        CatalogEntry(T.NEW_COMMISSION, C.AGENT, P.HIGH, NewCommission),
+        CatalogEntry(T.TIER_UPGRADED, C.AGENT, P.HIGH, TierUpgraded),
+        CatalogEntry(T.CHAT_MESSAGE, C.CHAT, P.MEDIUM, ChatMessage),
+        CatalogEntry(T.CHAT_READ, C.CHAT, P.LOW, ChatRead),
+        CatalogEntry(T.SYSTEM_ALERT, C.SYSTEM, P.HIGH, SystemAlert),
+        CatalogEntry(T.MAINTENANCE_SCHEDULED, C.SYSTEM, P.HIGH, MaintenanceScheduled),
+        CatalogEntry(T.AGENT_RESPONSE, C.AI_AGENT, P.MEDIUM, AgentResponse),
+        CatalogEntry(T.WORKFLOW_COMPLETED, C.AI_AGENT, P.MEDIUM, WorkflowCompleted),
     )
-}  # fmt: skip
+}

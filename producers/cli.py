@@ -9,15 +9,19 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
+from datetime import timedelta
 from typing import Any
 
 import click
 import orjson
 from pydantic import ValidationError
 
+from producers.catalog import NotificationType, Priority
 from producers.envelope import describe
+from producers.outbox_relay import DEFAULT_BATCH_SIZE, DEFAULT_KEEP_SENT, DEFAULT_POLL_INTERVAL
 from producers.runner import run, setup_logging
-from producers.settings import Settings, get_settings, redact
+from producers.settings import Settings, async_database_url, get_settings, redact
 from socket_edge.commands import DEFAULT_HOST, DEFAULT_PORT
 
 SHUTDOWN_GRACE = 10.0
@@ -40,23 +44,52 @@ def cli(ctx: click.Context, log_level: str) -> None:
 @cli.command()
 @click.option("--host", default=DEFAULT_HOST, show_default=True)
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
+@click.option(
+    "--dev",
+    is_flag=True,
+    help="generate a signing secret for this session (local demos only)",
+)
 @click.pass_obj
-def up(settings: Settings, host: str, port: int) -> None:
+def up(settings: Settings, host: str, port: int, dev: bool) -> None:
     """Migrate, then run a dispatcher and an edge until Ctrl-C."""
     from dispatcher.database import migrate as run_migrations
+    from socket_edge import devmode
+    from socket_edge.auth import new_secret
 
+    env = dict(os.environ)
+    if dev and not settings.auth_configured:
+        env["AUTH_JWT_SECRET"] = new_secret()
+        env.setdefault("ALLOWED_ORIGINS", "http://localhost:*,http://127.0.0.1:*")
+        path = devmode.write_secret(env["AUTH_JWT_SECRET"])
+        click.secho(
+            "DEVELOPMENT MODE: tokens are signed with a secret generated for this session "
+            f"(kept in {path} until Ctrl-C). Never use --dev in production.\n"
+            "Mint a token with: notify token --user alice [--rooms 'tour_*'] [--admin]",
+            fg="yellow",
+            bold=True,
+            err=True,
+        )
+    elif not settings.auth_configured:
+        raise click.ClickException(
+            "no AUTH_JWT_SECRET is set: set one, or run `notify up --dev` for a local demo"
+        )
     run(run_migrations(settings.database_url))
     click.echo(f"database {redact(settings.database_url)} is at head", err=True)
     base = [sys.executable, "-m", "producers.cli"]
     children = [
-        subprocess.Popen([*base, "dispatcher"]),
-        subprocess.Popen([*base, "edge", "--host", host, "--port", str(port)]),
+        subprocess.Popen([*base, "dispatcher"], env=env),
+        subprocess.Popen([*base, "edge", "--host", host, "--port", str(port)], env=env),
     ]
     click.echo(
         f"pipeline up: WebSocket ws://{host}:{port}/ws/connect?user_id=... (Ctrl-C stops)",
         err=True,
     )
-    sys.exit(_supervise(children))
+    try:
+        code = _supervise(children)
+    finally:
+        if dev:
+            devmode.remove_secret()
+    sys.exit(code)
 
 
 def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
@@ -116,8 +149,9 @@ def _parse_data(data_json: str | None, pairs: tuple[str, ...]) -> dict[str, Any]
 @click.option("-d", "pairs", multiple=True, metavar="KEY=VALUE", help="one data field")
 @click.option("--title")
 @click.option("--message")
-@click.option("--priority", type=click.Choice(["urgent", "high", "medium", "low"]))
+@click.option("--priority", type=click.Choice([p.value for p in Priority]))
 @click.option("--action-url")
+@click.option("--event-id", type=click.UUID, help="fix the event_id, to make a retry idempotent")
 @click.option("--producer", default="notify-cli", show_default=True)
 @click.pass_obj
 def send(
@@ -132,9 +166,10 @@ def send(
     message: str | None,
     priority: str | None,
     action_url: str | None,
+    event_id: uuid.UUID | None,
     producer: str,
 ) -> None:
-    """Publish one event and print its event_id."""
+    """Publish one event, wait for the broker's confirm, and print its event_id."""
     from producers.service import NotificationService
 
     service = NotificationService(producer=producer, settings=settings)
@@ -149,9 +184,12 @@ def send(
             message=message,
             priority=priority,
             action_url=action_url,
+            event_id=event_id,
         )
     except ValidationError as exc:
-        raise click.ClickException(f"invalid event: {describe(exc)}") from None
+        # A data model's error names its field alone; on the command line it is under data.
+        prefix = "" if exc.title == "Envelope" else "data"
+        raise click.ClickException(f"invalid event: {describe(exc, prefix)}") from None
 
     async def publish() -> None:
         try:
@@ -161,6 +199,77 @@ def send(
 
     run(publish())
     click.echo(str(envelope.event_id))
+
+
+SCHEMA_CHOICES = ["envelope", "read-event", "asyncapi", *(t.value for t in NotificationType)]
+
+
+@cli.command()
+@click.argument("what", type=click.Choice(SCHEMA_CHOICES), default="envelope")
+def schema(what: str) -> None:
+    """Print the JSON Schema of the event envelope (data typed per type), of the read
+    events, of one notification type's data, or the AsyncAPI document, as JSON."""
+    from producers import asyncapi, contract
+
+    documents = {
+        "envelope": contract.envelope_schema,
+        "read-event": contract.read_event_schema,
+        "asyncapi": asyncapi.asyncapi_document,
+    }
+    document = (
+        documents[what]() if what in documents else contract.data_schema(NotificationType(what))
+    )
+    click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+
+
+@cli.command("outbox-relay")
+@click.option(
+    "--database-url",
+    envvar="OUTBOX_DATABASE_URL",
+    required=True,
+    help="the producer's database holding notification_outbox (env OUTBOX_DATABASE_URL)",
+)
+@click.option("--batch-size", default=DEFAULT_BATCH_SIZE, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--poll-interval",
+    default=DEFAULT_POLL_INTERVAL,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="seconds between looks at an empty outbox",
+)
+@click.option(
+    "--keep-sent-hours",
+    default=DEFAULT_KEEP_SENT.total_seconds() / 3600,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="how long sent rows are kept before they are deleted",
+)
+@click.option("--create-table", is_flag=True, help="create notification_outbox if missing")
+@click.option("--once", is_flag=True, help="publish what is pending, then exit")
+@click.pass_obj
+def outbox_relay(
+    settings: Settings,
+    database_url: str,
+    batch_size: int,
+    poll_interval: float,
+    keep_sent_hours: float,
+    create_table: bool,
+    once: bool,
+) -> None:
+    """Publish the rows of a producer's transactional outbox, with confirms."""
+    from producers.outbox_command import relay_outbox
+
+    run(
+        relay_outbox(
+            settings,
+            async_database_url(database_url),
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+            keep_sent=timedelta(hours=keep_sent_hours),
+            create_table=create_table,
+            once=once,
+        )
+    )
 
 
 def _register() -> None:

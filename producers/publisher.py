@@ -1,104 +1,281 @@
-"""Publishing envelopes to ``notifications.events`` with publisher confirms.
+"""Publishing events to ``notifications.events`` with publisher confirms.
 
-A publish returns only once RabbitMQ has confirmed the message (it is then on disk in the
-dispatcher's quorum queue). Many publishes may be in flight at once on one channel; a
-connection lost mid-flight is retried with the same event_id until ``timeout`` runs out, which
-at worst stores nothing twice: the dispatcher is idempotent on event_id.
+A publish returns only once RabbitMQ has confirmed every message it was given (each is then on
+disk in the dispatcher's quorum queue). Many messages are in flight at once on one channel,
+from one ``publish_many`` or from many concurrent ``publish`` calls; at most ``max_in_flight``
+of one batch wait for their confirm at any moment, so that a huge batch does not fill the
+broker's and the socket's buffers at once.
+
+When the connection drops, RabbitMQ forgets which of the unconfirmed messages it took; the
+robust connection comes back by itself, and every message of the call that has no confirm yet
+is sent again with the same event_id. At worst that stores nothing twice, since the dispatcher
+is idempotent on event_id. A call that gets no confirm for ``PUBLISH_TIMEOUT`` seconds (the
+broker down for longer, or blocked by a resource alarm) raises ``PublishTimeout`` naming the
+events left unconfirmed; it never hangs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+import aiormq
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 
 from producers import topology
 from producers.broker import connect
-from producers.envelope import Envelope
+from producers.envelope import Envelope, ReadEvent
 from producers.errors import PublishError
-from producers.settings import Settings, get_settings
+from producers.settings import Settings, get_settings, redact
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("notify.publisher")
 
-RETRY_PAUSE = 0.25
+DEFAULT_MAX_IN_FLIGHT = 2000
+PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
+RECOVERY_PAUSE = 0.05
+
+# A publish that fails with one of these lost its connection or channel: the broker may or may
+# not have the message, so it is sent again once the robust connection is back.
+CONNECTION_LOST = (
+    aio_pika.exceptions.AMQPConnectionError,
+    aiormq.exceptions.AMQPChannelError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+)
 
 
-def to_message(envelope: Envelope) -> aio_pika.Message:
-    return aio_pika.Message(
-        body=envelope.to_json(),
-        content_type="application/json",
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=str(envelope.event_id),
-        type=envelope.notification_type.value,
-        app_id=envelope.producer,
-    )
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message for the events exchange: what a validated event or an outbox row becomes."""
+
+    event_id: uuid.UUID
+    routing_key: str
+    body: bytes
+    producer: str | None = None
+
+    @classmethod
+    def of(cls, event: Envelope | ReadEvent) -> Outgoing:
+        return cls(event.event_id, event.routing_key, event.to_json(), event.producer)
+
+    def properties(self) -> aiormq.spec.Basic.Properties:
+        return aiormq.spec.Basic.Properties(
+            content_type="application/json",
+            delivery_mode=PERSISTENT,
+            message_id=str(self.event_id),
+            message_type=self.routing_key,
+            app_id=self.producer,
+        )
+
+
+class PublishTimeout(PublishError):
+    """Some events got no confirm in time; ``unconfirmed`` lists them. Each may or may not be
+    stored: publishing them again is safe, the dispatcher stores an event_id once."""
+
+    def __init__(self, message: str, unconfirmed: Sequence[uuid.UUID]) -> None:
+        super().__init__(message)
+        self.unconfirmed = list(unconfirmed)
+
+
+E = TypeVar("E", Envelope, ReadEvent, Outgoing)
+
+
+class _Progress:
+    """Pushes a batch's deadline back whenever confirms arrive, so that the timeout bounds
+    a stall, not the time a large batch needs. The deadline moves at most ten times per
+    timeout, which keeps the cost per confirm negligible."""
+
+    def __init__(self, stall: asyncio.Timeout, timeout: float) -> None:
+        self._stall = stall
+        self._timeout = timeout
+        self._loop = asyncio.get_running_loop()
+        self._moved_at = self._loop.time()
+
+    def confirmed(self) -> None:
+        now = self._loop.time()
+        if now - self._moved_at >= self._timeout / 10:
+            self._stall.reschedule(now + self._timeout)
+            self._moved_at = now
 
 
 class Publisher:
-    """A connection and a confirming channel, opened on first use."""
+    """A robust connection and a confirming channel, opened on first use.
 
-    def __init__(self, settings: Settings | None = None, name: str = "notify-producer") -> None:
+    Safe to share between tasks of one event loop. Used from another event loop (a second
+    ``asyncio.run`` of a script), it opens a new connection there.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        name: str = "notify-producer",
+        *,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
         self._given_settings = settings
         self._name = name
+        self._max_in_flight = max_in_flight
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._opening: asyncio.Lock | None = None
         self._connection: AbstractRobustConnection | None = None
-        self._channel: AbstractChannel | None = None
-        self._exchange: AbstractExchange | None = None
-        self._opening = asyncio.Lock()
+        self._channel: AbstractRobustChannel | None = None
 
     @property
-    def _settings(self) -> Settings:
+    def settings(self) -> Settings:
         return self._given_settings or get_settings()
 
-    async def _ready(self) -> AbstractExchange:
-        if self._exchange is not None:
-            return self._exchange
+    async def publish(self, event: E) -> E:
+        """Publish one event and return it once the broker confirmed it."""
+        (published,) = await self.publish_many([event])
+        return published
+
+    async def publish_many(self, events: Sequence[E]) -> list[E]:
+        """Publish a batch, many in flight at once; return it once every one is confirmed.
+
+        Raises PublishTimeout when RabbitMQ confirms none of them for ``PUBLISH_TIMEOUT``
+        seconds (a batch that makes progress may take longer in all), and PublishError at once
+        if the broker refuses one (the others are then not waited for).
+        """
+        batch = list(events)
+        pending = [e if isinstance(e, Outgoing) else Outgoing.of(e) for e in batch]
+        timeout = self.settings.publish_timeout
+        try:
+            async with asyncio.timeout(timeout) as stall:
+                progress = _Progress(stall, timeout)
+                while pending:
+                    channel = await self._ready()
+                    pending = await self._send(channel, pending, progress)
+        except TimeoutError:
+            reason = self._timeout_reason(pending, len(batch), timeout)
+            raise PublishTimeout(reason, [o.event_id for o in pending]) from None
+        return batch
+
+    async def _send(
+        self, channel: AbstractRobustChannel, outgoing: Sequence[Outgoing], progress: _Progress
+    ) -> list[Outgoing]:
+        """Send each message; return those whose connection was lost before their confirm."""
+        # The robust channel restores the topology and hands out its current AMQP channel;
+        # messages go straight to that channel, which spares the connection-state checks
+        # aio-pika's Exchange.publish makes for every message (docs/performance.md).
+        underlay = await channel.get_underlay_channel()
+        window = asyncio.Semaphore(self._max_in_flight)
+
+        async def one(item: Outgoing) -> Outgoing | None:
+            async with window:
+                try:
+                    await self._confirm(underlay, item)
+                except CONNECTION_LOST as exc:
+                    log.debug("publish of %s lost its connection: %r", item.event_id, exc)
+                    return item
+                except asyncio.CancelledError:
+                    # A connection closed by force cancels the confirm futures of its channel;
+                    # only a cancellation of this task itself is a real one.
+                    task = asyncio.current_task()
+                    if task is None or task.cancelling():
+                        raise
+                    return item
+                progress.confirmed()
+                return None
+
+        tasks = [asyncio.ensure_future(one(item)) for item in outgoing]
+        try:
+            results = await asyncio.gather(*tasks)
+        finally:
+            # After a refusal the others are not awaited any more: stop them.
+            for task in tasks:
+                task.cancel()
+        lost = [item for item in results if item is not None]
+        if lost:
+            log.warning(
+                "connection to RabbitMQ lost with %d of %d events unconfirmed; sending them "
+                "again once it is back",
+                len(lost),
+                len(outgoing),
+            )
+            await self._wait_for_recovery(channel)
+        return lost
+
+    @staticmethod
+    async def _confirm(channel: aiormq.abc.AbstractChannel, item: Outgoing) -> None:
+        if channel.is_closed:
+            # A publish on a closed channel would wait for a confirm that never comes.
+            raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
+        try:
+            result = await channel.basic_publish(
+                item.body,
+                exchange=topology.EVENTS_EXCHANGE,
+                routing_key=item.routing_key,
+                properties=item.properties(),
+                mandatory=True,
+            )
+        except aiormq.exceptions.DeliveryError as exc:
+            raise PublishError(
+                f"RabbitMQ refused event {item.event_id} ({exc}): check the broker's log "
+                "(a queue length limit or a full disk refuses messages)"
+            ) from exc
+        if not isinstance(result, aiormq.spec.Basic.Ack):
+            raise PublishError(
+                f"event {item.event_id} ({item.routing_key}) reached no queue: the dispatcher "
+                f"queue {topology.DISPATCHER_QUEUE} is missing or unbound; run `notify "
+                "dispatcher` once, which declares it"
+            )
+
+    @staticmethod
+    async def _wait_for_recovery(channel: AbstractRobustChannel) -> None:
+        # The connection's close callbacks run shortly after the publishes failed; until they
+        # have, the channel still looks ready. The pause lets them run, and it also bounds the
+        # retry rate while the broker is down.
+        await asyncio.sleep(RECOVERY_PAUSE)
+        await channel.ready()
+
+    async def _ready(self) -> AbstractRobustChannel:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # Connections belong to the loop that opened them; a new loop opens its own.
+            self._loop, self._opening = loop, asyncio.Lock()
+            self._connection = self._channel = None
+        assert self._opening is not None
         async with self._opening:
-            if self._exchange is None:
-                self._connection = await connect(self._settings.amqp_url, self._name)
-                self._channel = await self._connection.channel(publisher_confirms=True)
-                # The dispatcher's queue is declared here too, so an event published before
-                # any dispatcher has ever run is kept rather than dropped as unroutable.
-                await topology.declare_dispatcher_queue(
-                    self._channel, self._settings.dispatcher_delivery_limit
-                )
-                self._exchange = await topology.declare_events_exchange(self._channel)
-        assert self._exchange is not None
-        return self._exchange
+            if self._channel is None:
+                self._channel = await self._open()
+        await self._channel.ready()
+        return self._channel
 
-    async def publish(self, envelope: Envelope) -> Envelope:
-        """Publish one envelope and wait for the broker's confirm."""
-        exchange = await self._ready()
-        deadline = asyncio.get_running_loop().time() + self._settings.publish_timeout
-        message = to_message(envelope)
-        while True:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                raise PublishError(
-                    f"RabbitMQ did not confirm event {envelope.event_id} within "
-                    f"{self._settings.publish_timeout:g}s; it may or may not have been stored"
-                )
-            try:
-                await exchange.publish(message, envelope.routing_key, timeout=remaining)
-                return envelope
-            except asyncio.CancelledError:
-                raise
-            except aio_pika.exceptions.DeliveryError as exc:
-                raise PublishError(f"RabbitMQ refused event {envelope.event_id}: {exc}") from exc
-            except (aio_pika.exceptions.AMQPError, ConnectionError, TimeoutError) as exc:
-                log.warning("publish of %s interrupted (%s); retrying", envelope.event_id, exc)
-                await asyncio.sleep(min(RETRY_PAUSE, max(remaining, 0)))
+    async def _open(self) -> AbstractRobustChannel:
+        settings = self.settings
+        connection = await connect(settings.amqp_url, self._name)
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            # The dispatcher's queue is declared here too, so an event published before any
+            # dispatcher has ever run is kept rather than dropped as unroutable.
+            await topology.declare_dispatcher_queue(channel, settings.dispatcher_delivery_limit)
+            await topology.declare_events_exchange(channel)
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        assert isinstance(channel, AbstractRobustChannel)
+        return channel
 
-    async def publish_many(self, envelopes: Iterable[Envelope]) -> list[Envelope]:
-        """Publish a batch with every message in flight at once; return when all are confirmed."""
-        return list(await asyncio.gather(*(self.publish(e) for e in envelopes)))
+    def _timeout_reason(self, pending: Sequence[Outgoing], total: int, timeout: float) -> str:
+        first = ", ".join(str(o.event_id) for o in pending[:3])
+        more = f" and {len(pending) - 3} more" if len(pending) > 3 else ""
+        return (
+            f"RabbitMQ at {redact(self.settings.amqp_url)} confirmed none of {len(pending)} "
+            f"pending events (of {total}) for {timeout:g}s ({first}{more}); each may or may not be "
+            "stored. Check that the broker is up and not blocked (disk or memory alarm), then "
+            "publish them again: the same event_id is stored once. PUBLISH_TIMEOUT sets the wait."
+        )
 
     async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-        self._connection = self._channel = self._exchange = None
+        connection = self._connection
+        self._connection = self._channel = None
+        if connection is not None and self._loop is asyncio.get_running_loop():
+            await connection.close()
 
     async def __aenter__(self) -> Publisher:
         await self._ready()

@@ -14,15 +14,33 @@ import click
 from producers.errors import NotifyError
 
 
+class _OneLine(logging.Filter):
+    """Keeps the broker client's own message but drops its traceback: a lost connection is
+    an expected event, reported in one line, and reconnecting is the library's job."""
+
+    PREFIXES = ("aio_pika", "aiormq")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.PREFIXES):
+            return True
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()} ({record.exc_info[1]!r})"
+            record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
 def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("aio_pika").setLevel(logging.WARNING)
-    logging.getLogger("aiormq").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_OneLine())
+    for name in (*_OneLine.PREFIXES, "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:

@@ -9,13 +9,17 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/notifications"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+SECRET_MIN_LENGTH = 32
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "your-secret-key", "dev", "test"}
 
 
 class Settings(BaseSettings):
@@ -28,13 +32,41 @@ class Settings(BaseSettings):
     websocket_max_connections: int = Field(default=10_000, ge=1)
     websocket_heartbeat_interval: float = Field(default=30.0, gt=0)
     websocket_send_buffer: int = Field(
-        default=1_000, ge=1, description="frames queued for one socket before it counts as slow"
+        default=512 * 1024,
+        ge=1024,
+        description="bytes queued for one socket before it counts as a slow consumer",
+    )
+    edge_report_interval: float = Field(
+        default=2.0, gt=0, description="seconds between an edge's reports to the others"
     )
     replay_limit: int = Field(default=500, ge=1)
     broadcast_unread_window: timedelta = timedelta(days=7)
 
+    # Authentication of sockets and REST calls: HS256 with a shared secret, or RS256/ES256
+    # with a public key (PEM) or a JWKS file from the identity provider.
     auth_jwt_secret: str | None = None
-    allowed_origins: list[str] = Field(default_factory=list)
+    auth_jwt_public_key_file: Path | None = None
+    auth_jwt_jwks_file: Path | None = None
+    auth_jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    auth_jwt_audience: str | None = None
+    auth_jwt_issuer: str | None = None
+    # Origins (exact, or glob patterns such as https://*.example.com) allowed to open sockets
+    # and call the REST API from a browser; a handshake without Origin is not a browser's.
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Limits (DESIGN.md section 6, the OWASP WebSocket cheat sheet).
+    websocket_max_connections_per_user: int = Field(default=10, ge=1)
+    websocket_handshakes_per_second: float = Field(
+        default=10.0, gt=0, description="per client address, with a burst of twice as many"
+    )
+    websocket_max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    websocket_client_frames_per_second: float = Field(
+        default=20.0, gt=0, description="per socket, with a burst of twice as many"
+    )
+    websocket_max_rooms: int = Field(default=50, ge=1)
+    websocket_compression: bool = Field(
+        default=False, description="permessage-deflate; capped by websocket_max_frame_bytes"
+    )
 
     dispatcher_batch_size: int = Field(default=200, ge=1)
     dispatcher_batch_wait_ms: float = Field(default=10.0, ge=0)
@@ -52,6 +84,31 @@ class Settings(BaseSettings):
                 unit = {"d": "days", "h": "hours", "m": "minutes"}.get(match[2], "seconds")
                 return timedelta(**{unit: float(match[1])})
         return value
+
+    @field_validator("auth_jwt_algorithms", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("auth_jwt_secret")
+    @classmethod
+    def _no_placeholder_secret(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if len(value) < SECRET_MIN_LENGTH or value.lower() in PLACEHOLDER_SECRETS:
+            raise ValueError(
+                f"must be at least {SECRET_MIN_LENGTH} characters of random data, such as "
+                "the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+    @property
+    def auth_configured(self) -> bool:
+        return bool(
+            self.auth_jwt_secret or self.auth_jwt_public_key_file or self.auth_jwt_jwks_file
+        )
 
     @field_validator("database_url")
     @classmethod

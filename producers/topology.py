@@ -20,6 +20,10 @@ DEAD_LETTER_EXCHANGE = "notifications.dead-letter"
 DEAD_LETTER_QUEUE = "notifications.dead-letter"
 DELIVER_EXCHANGE = "notifications.deliver"
 EDGE_QUEUE_PREFIX = "notifications.edge."
+# Edge processes tell each other their counts (fanout of periodic node reports) ...
+EDGE_STATS_EXCHANGE = "notifications.edge-stats"
+# ... and answer questions about their sockets (fanout of requests, replies to reply_to).
+EDGE_CONTROL_EXCHANGE = "notifications.edge-control"
 
 # Header on a dead-lettered message: why it was refused.
 ERROR_HEADER = "x-notify-error"
@@ -27,6 +31,8 @@ ERROR_HEADER = "x-notify-error"
 ORIGINAL_KEY_HEADER = "x-notify-original-routing-key"
 # Header on a delivery message: the notification's position in the event log.
 SEQ_HEADER = "x-notify-seq"
+# Header on a room message relayed between sockets: the connection that sent it.
+ORIGIN_HEADER = "x-notify-origin"
 
 BROADCAST_KEY = "broadcast"
 

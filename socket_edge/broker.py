@@ -9,9 +9,13 @@ path, and what it drops is replayed from Postgres.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
+import aio_pika
 from aio_pika.abc import (
+    AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
@@ -23,8 +27,16 @@ from producers.broker import connect
 
 log = logging.getLogger("notify.edge")
 
-OnDelivery = Callable[[str, int, str], None]
-"""Called with (routing key, seq, frame text) for every delivery."""
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    key: str  # the routing key: user.<id>, room.<name> or broadcast
+    text: str  # the frame, already encoded
+    seq: int | None  # the event's position in the log; None for a relayed room message
+    origin: str | None  # the sending connection of a relayed room message
+
+
+OnDelivery = Callable[[Delivery], None]
 
 
 class EdgeBroker:
@@ -32,30 +44,36 @@ class EdgeBroker:
         self.amqp_url = amqp_url
         self.node_id = node_id
         self.queue_name = topology.edge_queue_name(node_id)
-        self._connection: AbstractRobustConnection | None = None
+        self.connection: AbstractRobustConnection | None = None
         self._exchange: AbstractExchange | None = None
         self._queue: AbstractQueue | None = None
 
-    async def start(self, on_delivery: OnDelivery) -> None:
-        self._connection = await connect(self.amqp_url, f"notify-edge {self.node_id}")
-        channel = await self._connection.channel()
+    async def start(
+        self, on_delivery: OnDelivery, on_reconnect: Callable[[], Awaitable[None]]
+    ) -> None:
+        self.connection = await connect(self.amqp_url, f"notify-edge {self.node_id}")
+        channel = await self.connection.channel()
         self._exchange = await topology.declare_deliver_exchange(channel)
         self._queue = await channel.declare_queue(self.queue_name, exclusive=True, auto_delete=True)
         await self._queue.bind(self._exchange, topology.BROADCAST_KEY)
 
-        def handle(message: AbstractIncomingMessage) -> None:
-            headers = message.headers or {}
-            seq = headers.get(topology.SEQ_HEADER)
-            key = message.routing_key
-            if not isinstance(seq, int) or key is None:
-                log.warning("ignoring a delivery without %s header", topology.SEQ_HEADER)
-                return
-            on_delivery(key, seq, message.body.decode())
-
         async def consume(message: AbstractIncomingMessage) -> None:
-            handle(message)
+            delivery = decode(message)
+            if delivery is not None:
+                on_delivery(delivery)
 
         await self._queue.consume(consume, no_ack=True)
+
+        async def reconnected(*_: Any) -> None:
+            await on_reconnect()
+
+        # Called once the robust channel has restored the queue, its bindings and its
+        # consumer: from then on deliveries flow again, and the gap can be caught up.
+        channel.reopen_callbacks.add(reconnected)
+
+    async def channel(self) -> AbstractChannel:
+        assert self.connection is not None
+        return await self.connection.channel()
 
     async def bind(self, key: str) -> None:
         assert self._queue is not None and self._exchange is not None
@@ -65,11 +83,42 @@ class EdgeBroker:
         assert self._queue is not None and self._exchange is not None
         await self._queue.unbind(self._exchange, key)
 
+    async def relay(self, key: str, text: str, origin: str) -> None:
+        """Publish a room message to every edge holding the room (not stored)."""
+        assert self._exchange is not None
+        await self._exchange.publish(
+            aio_pika.Message(
+                body=text.encode(),
+                content_type="application/json",
+                headers={topology.ORIGIN_HEADER: origin},
+                delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
+            ),
+            routing_key=key,
+            mandatory=False,
+        )
+
     @property
     def connected(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        return self.connection is not None and not self.connection.is_closed
 
     async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
+        if self.connection is not None:
+            await self.connection.close()
+            self.connection = None
+
+
+def decode(message: AbstractIncomingMessage) -> Delivery | None:
+    headers = message.headers or {}
+    key = message.routing_key
+    seq = headers.get(topology.SEQ_HEADER)
+    origin = headers.get(topology.ORIGIN_HEADER)
+    if key is None or not (isinstance(seq, int) or isinstance(origin, str)):
+        log.warning("ignoring a delivery with neither %s nor %s", topology.SEQ_HEADER,
+                    topology.ORIGIN_HEADER)  # fmt: skip
+        return None
+    return Delivery(
+        key=key,
+        text=message.body.decode(),
+        seq=seq if isinstance(seq, int) else None,
+        origin=origin if isinstance(origin, str) else None,
+    )

@@ -1,14 +1,14 @@
-"""One client socket: its metadata, its lifecycle, and its bounded outgoing buffer.
+"""One client socket: its metadata, its lifecycle, and which frames it may still be sent.
 
-Lifecycle: ``REPLAYING`` (registered and bound; the replay from Postgres is being sent, live
-frames are held back) -> ``LIVE`` -> ``CLOSED``. The replay's snapshot covers every seq up to
-its high-water mark, so a live frame is sent only if its seq is above that mark: whether it
-arrived during the replay (held, then released at the handover) or after it (a notification
-committed before the snapshot whose live copy was still on its way).
+A socket receives several streams, each named by its routing key: the user's own stream
+(``user.<id>``, which also carries broadcasts) and one per subscribed room (``room.<name>``).
+A stream is either HOLDING (a replay from Postgres is being sent: live frames are kept back)
+or LIVE. The replay's snapshot covers every seq up to its high-water mark, so a live frame is
+sent only if its seq is above the mark: whether it arrived during the replay (held, released at
+the handover) or after it (a notification committed before the snapshot whose live copy was
+still on its way). That is invariant 4, per stream.
 
-Frames to the client go through one queue drained by one writer task per socket: a burst is
-queued without an await per frame, order is kept, and a client that does not read fills its
-queue and is closed with 1013 instead of holding memory for ever (invariant 7).
+The connection itself is OPEN until it is CLOSED, once, by whoever ends it first.
 """
 
 from __future__ import annotations
@@ -17,10 +17,15 @@ import asyncio
 import contextlib
 import enum
 import logging
+import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from producers import topology
+from socket_edge.sinks import OutFrame, Sink, sink_for
 
 log = logging.getLogger("notify.edge")
 
@@ -28,13 +33,18 @@ CLOSE_TRY_AGAIN_LATER = 1013
 
 
 class State(enum.Enum):
-    REPLAYING = "replaying"
-    LIVE = "live"
+    OPEN = "open"
     CLOSED = "closed"
 
 
 class IllegalTransition(RuntimeError):
     pass
+
+
+@dataclass(slots=True)
+class Stream:
+    high_water: int = 0
+    held: list[tuple[int, OutFrame]] | None = field(default=None)
 
 
 class Connection:
@@ -46,9 +56,12 @@ class Connection:
         device_type: str,
         app_version: str | None,
         send_buffer: int,
+        hold_limit: int = 10_000,
+        sink: Sink | None = None,
     ) -> None:
         self.websocket = websocket
         self.user_id = user_id
+        self.user_key = topology.user_key(user_id)
         self.connection_id = uuid.uuid4().hex
         self.device_type = device_type
         self.app_version = app_version
@@ -56,88 +69,121 @@ class Connection:
         self.remote_address = f"{client.host}:{client.port}" if client else None
         self.connected_at = datetime.now(UTC)
         self.last_seen = self.connected_at
-        self.state = State.REPLAYING
-        self.high_water = 0  # the replay snapshot's greatest seq; live frames must exceed it
-        self.rooms: set[str] = set()
-        self.frames_sent = 0
-        self._held: list[tuple[int, str]] = []
-        self._outbox: asyncio.Queue[str | None] = asyncio.Queue(maxsize=send_buffer)
-        self._writer: asyncio.Task[None] | None = None
+        self.state = State.OPEN
         self.close_code: int | None = None
+        self._sink = sink or sink_for(websocket, send_buffer)
+        self._hold_limit = hold_limit
+        self._streams: dict[str, Stream] = {}
+        self.registered: set[str] = set()  # the registry keys this socket is a member of
+        self._closing: asyncio.Task[None] | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+
+    def close_at(self, deadline: float, code: int, reason: str) -> None:
+        """Close the socket at ``deadline`` (wall-clock seconds): when its token expires."""
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, deadline - time.time())
+        self._expiry = loop.call_later(delay, self._close_later, code, reason)
+
+    def _close_later(self, code: int, reason: str) -> None:
+        self._closing = asyncio.get_running_loop().create_task(self.close(code, reason))
 
     def __repr__(self) -> str:
         return f"<Connection {self.connection_id} user={self.user_id} {self.state.value}>"
 
+    # -- streams ---------------------------------------------------------------------------
+
+    @property
+    def rooms(self) -> list[str]:
+        prefix = len(topology.room_key(""))
+        return [key[prefix:] for key in self._streams if key.startswith("room.")]
+
+    def has_stream(self, key: str) -> bool:
+        return key in self._streams
+
+    def hold(self, key: str, *, keep_high_water: bool = False) -> None:
+        """Put a stream in HOLDING: its live frames wait for ``release``. A new stream starts
+        at high-water 0; an existing one may keep its mark (a catch-up after a broker blip)."""
+        previous = self._streams.get(key)
+        high_water = previous.high_water if previous is not None and keep_high_water else 0
+        self._streams[key] = Stream(high_water=high_water, held=[])
+
+    @property
+    def held_frames(self) -> int:
+        return sum(len(s.held) for s in self._streams.values() if s.held is not None)
+
+    def live_keys(self) -> list[str]:
+        return [key for key, stream in self._streams.items() if stream.held is None]
+
+    def open_live(self, key: str) -> None:
+        """Start a stream LIVE with no replay: every frame from now on is sent."""
+        self._streams[key] = Stream()
+
+    def release(self, key: str, high_water: int) -> None:
+        """End the replay of a stream: send the held frames newer than its snapshot."""
+        stream = self._streams.get(key)
+        if stream is None or stream.held is None:
+            raise IllegalTransition(f"release of {key} expects a HOLDING stream")
+        held, stream.held = stream.held, None
+        stream.high_water = max(stream.high_water, high_water)
+        for seq, frame in held:
+            self.deliver(key, seq, frame)
+
+    def drop(self, key: str) -> None:
+        self._streams.pop(key, None)
+
+    # -- frames ----------------------------------------------------------------------------
+
+    def deliver(self, key: str, seq: int, frame: OutFrame, *, direct: bool = False) -> bool:
+        """A live frame of a stream, at its position ``seq`` in the log; True if it was sent
+        (or held to be sent), False if this socket does not take it. ``direct`` frames come
+        from Postgres while the stream is held, and go out at once."""
+        stream = self._streams.get(key)
+        if stream is None or self.state is State.CLOSED:
+            return False
+        if stream.held is not None and not direct:
+            if len(stream.held) >= self._hold_limit:
+                self._overflow()
+                return False
+            stream.held.append((seq, frame))
+            return True
+        if seq > stream.high_water:
+            self.send(frame)
+            return True
+        return False
+
+    def send(self, frame: OutFrame) -> None:
+        """Send without waiting; a client too far behind is closed with 1013."""
+        if self.state is State.CLOSED:
+            return
+        if not self._sink.write(frame):
+            self._overflow()
+
+    async def send_paced(self, frame: OutFrame) -> None:
+        """Send, waiting while the client's buffer is full (replays)."""
+        if self.state is State.OPEN:
+            await self._sink.write_paced(frame)
+
+    async def flushed(self) -> None:
+        await self._sink.flushed()
+
+    def _overflow(self) -> None:
+        if self._closing is not None:
+            return
+        log.warning("closing %r: it does not read its frames (slow consumer)", self)
+        self._close_later(CLOSE_TRY_AGAIN_LATER, "slow consumer: reconnect to resume")
+
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start_writer(self) -> None:
-        self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.connection_id}")
-
-    def go_live(self, high_water: int) -> None:
-        """End the replay: release held live frames newer than the replay's snapshot."""
-        if self.state is not State.REPLAYING:
-            raise IllegalTransition(f"go_live expects {State.REPLAYING}, not {self.state}")
-        held, self._held = self._held, []
-        self.high_water = high_water
-        self.state = State.LIVE
-        for seq, text in held:
-            self.deliver(seq, text)
-
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the socket (once) and stop the writer; safe from any state."""
+        """Close the socket, once; safe from any state and from any task."""
         if self.state is State.CLOSED:
             return
         self.state = State.CLOSED
         self.close_code = code
-        self._held.clear()
-        writer, self._writer = self._writer, None
-        if writer is not None and writer is not asyncio.current_task():
-            writer.cancel()
+        self._streams.clear()
+        if self._expiry is not None:
+            self._expiry.cancel()
+        await self._sink.stop()
         # Already closed by the client or the server: nothing left to do.
         with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
             await self.websocket.close(code, reason)
-
-    # -- frames ----------------------------------------------------------------------------
-
-    def deliver(self, seq: int, text: str) -> None:
-        """A live notification frame routed to this socket."""
-        if self.state is State.LIVE:
-            if seq > self.high_water:
-                self.send(text)
-        elif self.state is State.REPLAYING:
-            self._held.append((seq, text))
-
-    def send(self, text: str) -> None:
-        """Queue a frame without waiting; a full queue means the client is not reading."""
-        if self.state is State.CLOSED:
-            return
-        try:
-            self._outbox.put_nowait(text)
-        except asyncio.QueueFull:
-            log.warning("closing %r: %d frames unread (slow consumer)", self, self._outbox.maxsize)
-            asyncio.get_running_loop().create_task(
-                self.close(CLOSE_TRY_AGAIN_LATER, "slow consumer: reconnect to resume")
-            )
-
-    async def send_waiting(self, text: str) -> None:
-        """Queue a frame, waiting for room: used for the replay, which the writer paces."""
-        if self.state is not State.CLOSED:
-            await self._outbox.put(text)
-
-    async def flushed(self) -> None:
-        """Wait until every queued frame has been written to the socket."""
-        await self._outbox.join()
-
-    async def _write(self) -> None:
-        websocket = self.websocket
-        outbox = self._outbox
-        try:
-            while True:
-                text = await outbox.get()
-                if text is None:
-                    return
-                await websocket.send_text(text)
-                self.frames_sent += 1
-                outbox.task_done()
-        except (WebSocketDisconnect, OSError, RuntimeError) as exc:
-            log.debug("%r: write failed (%s)", self, exc)

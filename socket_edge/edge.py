@@ -1,7 +1,7 @@
 """The edge node: the sockets this process holds, wired to its broker queue and to Postgres.
 
-A delivery from the broker is decoded once and its already-encoded frame is handed to every
-local socket of its key; nothing is re-encoded per socket.
+A delivery from the broker is decoded once; its frame is encoded to wire bytes once and written
+to every local socket of its key. Nothing is re-encoded, and nothing waits, per socket.
 """
 
 from __future__ import annotations
@@ -10,18 +10,36 @@ import logging
 import os
 import socket
 import uuid
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher import database
+from dispatcher.records import encode_frame
+from dispatcher.store import EventStore
 from producers import topology
+from producers.envelope import Envelope, ReadEvent
+from producers.publisher import Publisher
 from producers.settings import Settings
-from socket_edge.broker import EdgeBroker
+from socket_edge import frames
+from socket_edge.auth import Authenticator
+from socket_edge.broker import Delivery, EdgeBroker
+from socket_edge.catchup import CatchUp
+from socket_edge.cluster import Cluster
 from socket_edge.connection import Connection
+from socket_edge.limits import HandshakeLimiter
+from socket_edge.receipts import ReceiptRecorder
 from socket_edge.registry import Registry
 from socket_edge.replay import ReplayReader
+from socket_edge.sinks import OutFrame
 
 log = logging.getLogger("notify.edge")
+
+
+# An event the edge publishes on a client's behalf: a broadcast, or a read.
+Event = TypeVar("Event", Envelope, ReadEvent)
 
 
 def new_node_id() -> str:
@@ -39,37 +57,148 @@ class EdgeNode:
         self.replay = ReplayReader(
             self.engine, settings.replay_limit, settings.broadcast_unread_window
         )
-        self.frames_delivered = 0
+        self.receipts = ReceiptRecorder(EventStore(self.engine))
+        self.publisher = Publisher(settings, name=f"notify-edge {self.node_id} publisher")
+        self.auth = Authenticator(settings)
+        self.handshakes = HandshakeLimiter(
+            settings.websocket_handshakes_per_second, 2 * settings.websocket_handshakes_per_second
+        )
+        self.refusals: Counter[str] = Counter()
+        self.catch_up = CatchUp(self)
+        self.cluster = Cluster(self, settings.edge_report_interval)
+        self.accepted_total = 0
+        self.frames_sent = 0
+        self.broadcasts = 0
+        self.last_seq = 0
 
     async def start(self) -> None:
         await database.check(self.engine)
-        await self.broker.start(self.on_delivery)
+        await self.broker.start(self.on_delivery, self.catch_up.after_reconnect)
+        self.receipts.start()
+        await self.cluster.start()
         log.info("edge node %s consuming %s", self.node_id, self.broker.queue_name)
 
     async def stop(self) -> None:
+        await self.cluster.stop()
+        await self.receipts.stop()
+        await self.publisher.close()
         await self.broker.close()
         await self.engine.dispose()
 
-    def on_delivery(self, key: str, seq: int, text: str) -> None:
-        targets = self.connections if key == topology.BROADCAST_KEY else self.registry.members(key)
-        for connection in tuple(targets):
-            connection.deliver(seq, text)
-        self.frames_delivered += len(targets)
+    # -- deliveries ------------------------------------------------------------------------
+
+    def on_delivery(self, delivery: Delivery) -> None:
+        frame = OutFrame(delivery.text)
+        key = delivery.key
+        if delivery.seq is None:
+            self._relay_locally(key, frame, delivery.origin)
+            return
+        seq = delivery.seq
+        self.last_seq = max(self.last_seq, seq)
+        if key == topology.BROADCAST_KEY:
+            self.broadcasts += 1
+            targets: Iterable[Connection] = tuple(self.connections)
+        else:
+            targets = tuple(self.registry.members(key))
+        self.fan_out(key, seq, frame, targets)
+
+    def fan_out(
+        self,
+        key: str,
+        seq: int,
+        frame: OutFrame,
+        targets: Iterable[Connection],
+        *,
+        direct: bool = False,
+    ) -> None:
+        broadcast = key == topology.BROADCAST_KEY
+        reached: set[str] = set()
+        for connection in targets:
+            stream = connection.user_key if broadcast else key
+            if connection.deliver(stream, seq, frame, direct=direct):
+                self.frames_sent += 1
+                reached.add(connection.user_id)
+        if reached and (broadcast or key.startswith("user.")):
+            self.receipts.add(reached, seq)
+
+    def _relay_locally(self, key: str, frame: OutFrame, origin: str | None) -> None:
+        for connection in tuple(self.registry.members(key)):
+            if connection.connection_id != origin:
+                connection.send(frame)
+
+    # -- sockets ---------------------------------------------------------------------------
 
     async def attach(self, connection: Connection) -> None:
-        """Register a socket and bind its user's key; returns once live frames will reach it."""
+        """Register a socket and bind its user's key; returns once live frames reach it."""
         self.connections.add(connection)
-        try:
-            await self.registry.add(topology.user_key(connection.user_id), connection)
-        except BaseException:
-            self.connections.discard(connection)
-            raise
+        self.accepted_total += 1
+        await self._add(connection.user_key, connection)
 
     async def detach(self, connection: Connection) -> None:
+        """Forget a socket: every key it was registered under, whatever state it ended in."""
         self.connections.discard(connection)
-        for room in tuple(connection.rooms):
-            await self.registry.remove(topology.room_key(room), connection)
-        await self.registry.remove(topology.user_key(connection.user_id), connection)
+        for key in tuple(connection.registered):
+            await self._remove(key, connection)
+
+    async def join(self, connection: Connection, room: str) -> None:
+        await self._add(topology.room_key(room), connection)
+
+    async def leave(self, connection: Connection, room: str) -> None:
+        connection.drop(topology.room_key(room))
+        await self._remove(topology.room_key(room), connection)
+
+    async def _add(self, key: str, connection: Connection) -> None:
+        # Noted before the (awaited) bind, so that a detach racing with it still removes it.
+        connection.registered.add(key)
+        await self.registry.add(key, connection)
+
+    async def _remove(self, key: str, connection: Connection) -> None:
+        connection.registered.discard(key)
+        await self.registry.remove(key, connection)
+
+    async def relay(self, connection: Connection, room: str, data: dict[str, Any]) -> None:
+        text = encode_frame(
+            {"type": "message", "room": room, "from": connection.user_id, "data": data}
+        )
+        await self.broker.relay(topology.room_key(room), text, connection.connection_id)
+
+    # -- events published by the edge ------------------------------------------------------
+
+    async def publish(self, event: Event) -> uuid.UUID:
+        await self.publisher.publish(event)
+        return event.event_id
+
+    # -- state -----------------------------------------------------------------------------
+
+    def refuse(self, code: str) -> None:
+        """Count a refusal (an unauthenticated or forbidden call, a limit hit), by its code."""
+        self.refusals[code] += 1
+
+    def user_connections(self, user_id: str) -> list[Connection]:
+        return sorted(
+            self.registry.members(topology.user_key(user_id)), key=lambda c: c.connected_at
+        )
+
+    def rooms(self) -> dict[str, int]:
+        prefix = len(topology.room_key(""))
+        return {
+            key[prefix:]: len(self.registry.members(key))
+            for key in self.registry.active_keys()
+            if key.startswith("room.")
+        }
+
+    def users(self) -> list[str]:
+        prefix = len(topology.user_key(""))
+        return [key[prefix:] for key in self.registry.active_keys() if key.startswith("user.")]
+
+    def established(self, connection: Connection) -> OutFrame:
+        return OutFrame(
+            frames.connection_established(
+                connection.connection_id,
+                connection.user_id,
+                self.settings.websocket_heartbeat_interval,
+            )
+        )
 
     @property
     def ready(self) -> bool:

@@ -43,3 +43,14 @@ def replay_complete(count: int, unread_count: int, last_seq: int, truncated: boo
 
 def error(code: str, message: str) -> str:
     return encode_frame({"type": "error", "code": code, "message": message})
+
+
+def subscribed(room: str, replayed: int, last_seq: int | None, truncated: bool = False) -> str:
+    frame: dict[str, object] = {"type": "subscribed", "room": room}
+    if last_seq is not None:
+        frame.update(replayed=replayed, last_seq=last_seq, truncated=truncated)
+    return encode_frame(frame)
+
+
+def unsubscribed(room: str) -> str:
+    return encode_frame({"type": "unsubscribed", "room": room})

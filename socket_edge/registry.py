@@ -75,7 +75,7 @@ class Registry(Generic[M]):
         entry = self._entries.get(key)
         return entry.members if entry is not None else set()
 
-    def keys(self) -> Iterator[str]:
+    def active_keys(self) -> Iterator[str]:
         return (key for key, entry in self._entries.items() if entry.members)
 
     def __contains__(self, key: str) -> bool:

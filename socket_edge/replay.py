@@ -1,22 +1,27 @@
-"""What a connecting client missed, read from Postgres in one snapshot.
+"""What a client missed, read from Postgres in one snapshot.
 
-The replay and the high-water mark (the greatest seq committed in the log) come from one
+The rows and the high-water mark (the greatest seq committed in the log) come from one
 REPEATABLE READ snapshot. Since seqs become visible in commit order (``dispatcher.store``),
-every notification with seq <= high-water is either in this replay or was not the user's to
-replay; every one committed later has seq > high-water and arrives live, because the user's
-key was bound before the snapshot was taken. That is the whole handover (invariant 4): live
-frames are sent only if their seq > high-water.
+every notification with seq <= high-water is either in this read or was not the client's to
+get; every one committed later has seq > high-water and arrives live, because the stream's key
+was bound before the snapshot was taken. That is the whole handover (invariant 4): afterwards,
+live frames of the stream are sent only if their seq > high-water.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+from sqlalchemy import TextClause
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dispatcher.queries import HIGH_WATER, SINCE, UNREAD, UNREAD_COUNT
+from dispatcher.queries import HIGH_WATER, HISTORY, ROOM_SINCE, SINCE, UNREAD, UNREAD_COUNT
 from dispatcher.records import StoredNotification, encode_frame, notification_frame
+
+NO_CURSOR = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +30,17 @@ class Replay:
     unread_count: int
     high_water: int
     truncated: bool
+    seqs: tuple[int, ...] = ()
 
     @property
     def count(self) -> int:
         return len(self.frames)
+
+
+def frame_of(row: Mapping[Any, Any], *, replayed: bool) -> dict[str, Any]:
+    return notification_frame(
+        StoredNotification.from_row(row), read=row["read_at"] is not None, replayed=replayed
+    )
 
 
 class ReplayReader:
@@ -37,30 +49,67 @@ class ReplayReader:
         self.limit = limit
         self.window = broadcast_window
 
-    async def for_user(self, user_id: str, since: int | None = None) -> Replay:
-        """The user's unread notifications, or with ``since`` every one after that seq."""
-        params = {"user_id": user_id, "window": self.window, "limit": self.limit + 1}
+    async def _snapshot(
+        self, query: TextClause, params: dict[str, Any], count_unread: str | None
+    ) -> tuple[int, Sequence[Mapping[Any, Any]], int]:
         async with self.engine.connect() as conn:
             conn = await conn.execution_options(
                 isolation_level="REPEATABLE READ", postgresql_readonly=True
             )
             async with conn.begin():
-                high_water = (await conn.execute(HIGH_WATER)).scalar_one()
-                if since is None:
-                    result = await conn.execute(UNREAD, params)
-                else:
-                    result = await conn.execute(SINCE, {**params, "since": since})
-                rows = result.mappings().all()
-                unread = (await conn.execute(UNREAD_COUNT, params)).scalar_one()
-        truncated = len(rows) > self.limit
-        frames = [
-            encode_frame(
-                notification_frame(
-                    StoredNotification.from_row(row),
-                    read=row["read_at"] is not None,
-                    replayed=True,
-                )
-            )
-            for row in reversed(rows[: self.limit])
-        ]
-        return Replay(frames, int(unread), int(high_water), truncated)
+                high_water = int((await conn.execute(HIGH_WATER)).scalar_one())
+                rows = (await conn.execute(query, params)).mappings().all()
+                unread = 0
+                if count_unread is not None:
+                    counted = await conn.execute(
+                        UNREAD_COUNT, {"user_id": count_unread, "window": self.window}
+                    )
+                    unread = int(counted.scalar_one())
+        return high_water, rows, unread
+
+    def _replay(self, high_water: int, rows: Sequence[Mapping[Any, Any]], unread: int) -> Replay:
+        kept = list(reversed(rows[: self.limit]))
+        return Replay(
+            frames=[encode_frame(frame_of(row, replayed=True)) for row in kept],
+            unread_count=unread,
+            high_water=high_water,
+            truncated=len(rows) > self.limit,
+            seqs=tuple(int(row["seq"]) for row in kept),
+        )
+
+    async def for_user(self, user_id: str, since: int | None = None) -> Replay:
+        """The user's unread notifications, or with ``since`` every one after that seq."""
+        params: dict[str, Any] = {
+            "user_id": user_id,
+            "window": self.window,
+            "limit": self.limit + 1,
+        }
+        if since is None:
+            snapshot = await self._snapshot(UNREAD, params, user_id)
+        else:
+            snapshot = await self._snapshot(SINCE, {**params, "since": since}, user_id)
+        return self._replay(*snapshot)
+
+    async def for_room(self, room: str, since: int) -> Replay:
+        """The room's notifications after ``since``."""
+        params = {"room": room, "since": since, "limit": self.limit + 1}
+        return self._replay(*await self._snapshot(ROOM_SINCE, params, None))
+
+    async def history(
+        self, user_id: str, status: str, limit: int, before_seq: int | None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of the user's history, newest first, and the unread count."""
+        params = {
+            "user_id": user_id,
+            "window": self.window,
+            "status": status,
+            "limit": limit,
+            "before_seq": NO_CURSOR if before_seq is None else before_seq,
+        }
+        _, rows, unread = await self._snapshot(HISTORY, params, user_id)
+        return [frame_of(row, replayed=False) for row in rows], unread
+
+    async def unread_count(self, user_id: str) -> int:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(UNREAD_COUNT, {"user_id": user_id, "window": self.window})
+            return int(result.scalar_one())

@@ -1,17 +1,26 @@
-"""Running the edge under uvicorn."""
+"""Running the edge under uvicorn: one process, or ``--workers N`` processes on one port, each
+its own edge node with its own queue."""
 
 from __future__ import annotations
+
+import signal
+from typing import Any
 
 import uvicorn
 
 from dispatcher import database
 from producers.broker import connect
 from producers.settings import Settings
-from socket_edge.app import create_app
+from socket_edge.auth import Authenticator
+
+APP_FACTORY = "socket_edge.app:create_app"
+GRACEFUL_SHUTDOWN = 10
 
 
 async def preflight(settings: Settings) -> None:
-    """Fail fast, with a readable error, if the broker or the database cannot be reached."""
+    """Fail fast, with a readable error, if authentication is not configured or the broker or
+    the database cannot be reached."""
+    Authenticator(settings)
     connection = await connect(settings.amqp_url, "notify-edge preflight")
     await connection.close()
     engine = database.create_engine(settings.database_url, pool_size=1)
@@ -21,24 +30,35 @@ async def preflight(settings: Settings) -> None:
         await engine.dispose()
 
 
-def uvicorn_config(settings: Settings, host: str, port: int) -> uvicorn.Config:
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
     interval = settings.websocket_heartbeat_interval
-    return uvicorn.Config(
-        create_app(settings),
-        host=host,
-        port=port,
-        ws="websockets-sansio",
-        ws_ping_interval=interval,
+    return {
+        "factory": True,
+        "ws": "websockets-sansio",
+        "ws_ping_interval": interval,
         # A client that has not answered a ping within two intervals is gone.
-        ws_ping_timeout=2 * interval,
-        ws_per_message_deflate=False,
-        lifespan="on",
+        "ws_ping_timeout": 2 * interval,
+        # Frames are encoded once for every recipient, unless compression is asked for; then
+        # the cap on a client message applies to its decompressed size.
+        "ws_per_message_deflate": settings.websocket_compression,
+        "ws_max_size": settings.websocket_max_frame_bytes,
+        "lifespan": "on",
         # Access logs would carry the query string, and with it a client's token.
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-    )
+        "access_log": False,
+        "log_config": None,
+        # On SIGTERM: stop accepting, close every socket with 1012, exit within this.
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
+        "backlog": 4096,
+    }
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
-    uvicorn.Server(uvicorn_config(settings, host, port)).run()
+def _exit_cleanly(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
+def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
+    # previous handler: with this one, a graceful stop ends with exit status 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
+    uvicorn.run(APP_FACTORY, host=host, port=port, workers=workers, **uvicorn_options(settings))

@@ -15,8 +15,15 @@ from dispatcher.database import create_engine
 from producers.publisher import Publisher
 from producers.service import NotificationService
 from producers.settings import Settings
+from tests.support import tokens
 from tests.support.processes import NotifyProcess, start_dispatcher, start_edge
 from tests.support.services import Services, session_services
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that broadcast to everybody run last: every other test may then count a user's
+    unread notifications without meeting someone else's broadcast."""
+    items.sort(key=lambda item: item.get_closest_marker("broadcasts") is not None)
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +48,11 @@ def process_env(services: Services) -> dict[str, str]:
         "DATABASE_URL": services.database_url,
         "AMQP_URL": services.amqp_url,
         "DISPATCHER_BATCH_WAIT_MS": "5",
+        "AUTH_JWT_SECRET": tokens.SECRET,
+        # The tests open sockets far faster than a real client would; the limits have tests
+        # of their own, on edges started with the defaults.
+        "WEBSOCKET_HANDSHAKES_PER_SECOND": "100000",
+        "WEBSOCKET_CLIENT_FRAMES_PER_SECOND": "100000",
         "LOG_LEVEL": "info",
     }
 

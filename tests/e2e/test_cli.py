@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import uuid
 
 import pytest
 
+from producers.settings import Settings
+from socket_edge.auth import Authenticator
 from tests.support.processes import NOTIFY, NotifyProcess, free_port
 
 pytestmark = pytest.mark.e2e
 
 
-async def notify(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    import os
-
+async def notify(
+    *args: str, env: dict[str, str], drop: tuple[str, ...] = ()
+) -> tuple[int, str, str]:
+    environment = {k: v for k, v in {**os.environ, **env}.items() if k not in drop}
     proc = await asyncio.create_subprocess_exec(
         NOTIFY,
         *args,
-        env={**os.environ, **env},
+        env=environment,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -95,3 +99,25 @@ async def test_up_runs_the_pipeline_and_stops_on_ctrl_c(
         assert client.replay_complete["type"] == "replay_complete"
     assert await up.stop(signal.SIGINT) == 0
     assert not any("Traceback" in line for line in up.lines)
+
+
+async def test_the_edge_refuses_to_start_without_a_signing_key(
+    process_env: dict[str, str],
+) -> None:
+    env = {k: v for k, v in process_env.items() if k != "AUTH_JWT_SECRET"}
+    code, _, err = await notify("edge", "--port", "0", env=env, drop=("AUTH_JWT_SECRET",))
+    assert code == 1
+    assert "no AUTH_JWT_SECRET" in err and "notify up --dev" in err
+    assert "Traceback" not in err
+
+
+async def test_token_mints_what_the_edge_accepts(process_env: dict[str, str]) -> None:
+    code, out, err = await notify(
+        "token", "--user", "alice", "--rooms", "tour_*,agency_1", "--admin", env=process_env
+    )
+    assert code == 0, err
+    principal = Authenticator(Settings(auth_jwt_secret=process_env["AUTH_JWT_SECRET"])).verify(
+        out.strip()
+    )
+    assert principal.user_id == "alice" and principal.admin
+    assert principal.rooms == ("tour_*", "agency_1")

@@ -15,7 +15,7 @@ from producers.service import NotificationService
 from tests.support.client import ws_client
 from tests.support.deliveries import watch_deliveries
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("dispatcher_process")]
 
 LIVE_WITHIN = 2.0
 
@@ -66,7 +66,7 @@ async def test_a_notification_sent_while_offline_is_replayed_before_replay_compl
         await deliveries.wait_for(event_id)  # committed
 
     async with ws_client(edge_url, user_id) as client:
-        (replayed,) = client.replayed
+        (replayed,) = client.mine
         assert replayed["id"] == str(event_id)
         assert replayed["replayed"] is True
         assert replayed["priority"] == "urgent"
@@ -82,7 +82,7 @@ async def test_a_notification_sent_while_offline_is_replayed_before_replay_compl
         live = await client.notification()
         assert live["id"] == str(later)
     async with ws_client(edge_url, user_id, since=replayed["seq"]) as client:
-        assert [f["id"] for f in client.replayed] == [str(later)]
+        assert [f["id"] for f in client.mine] == [str(later)]
 
 
 async def test_ping_is_answered_with_pong(edge_url: str, user_id: str) -> None:
@@ -165,7 +165,7 @@ async def test_connecting_while_notifications_commit_gives_each_exactly_once(
         producer = asyncio.create_task(produce())
         await connected.wait()
         async with ws_client(edge_url, user_id) as client:
-            received = [f["id"] for f in client.replayed]
+            received = [f["id"] for f in client.mine]
             await producer
             await deliveries.wait_for(envelopes[-1].event_id)
             while len(received) < total:

@@ -75,14 +75,17 @@ class NotifyProcess:
                     RuntimeError(f"{self.name} exited; its output:\n" + "\n".join(self.lines))
                 )
 
-    async def wait_for_line(self, needle: str, timeout: float = READY_TIMEOUT) -> str:
-        """Wait for a line containing ``needle`` (including one already printed)."""
-        for line in self.lines:
+    async def wait_for_line(
+        self, needle: str, timeout: float = READY_TIMEOUT, after: int = 0
+    ) -> str:
+        """Wait for a line containing ``needle`` among the lines from index ``after`` on
+        (including those already printed)."""
+        for line in self.lines[after:]:
             if needle in line:
                 return line
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         if self._reader is not None and self._reader.done():
             raise RuntimeError(f"{self.name} exited; its output:\n" + "\n".join(self.lines))
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._waiters.append((needle, future))
         try:
             return await asyncio.wait_for(future, timeout)
@@ -91,6 +94,16 @@ class NotifyProcess:
                 f"{self.name} did not print {needle!r} within {timeout}s; its output:\n"
                 + "\n".join(self.lines)
             ) from None
+        finally:
+            self._waiters.remove((needle, future))
+
+    async def wait_for_lines(self, needle: str, count: int) -> list[str]:
+        """Wait until ``count`` lines containing ``needle`` have been printed."""
+        while True:
+            found = [line for line in self.lines if needle in line]
+            if len(found) >= count:
+                return found[:count]
+            await self.wait_for_line(needle, after=len(self.lines))
 
     async def stop(self, sig: int = signal.SIGTERM) -> int:
         """Signal the process (by its own PID) and wait for it; kill it if it lingers."""

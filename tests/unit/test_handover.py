@@ -1,73 +1,159 @@
-"""A socket's handover from replay to live: held frames newer than the snapshot are released
-once, in order; frames the snapshot covered are dropped."""
+"""A socket's streams: the handover from replay to live, per stream, and its limits."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 
 from socket_edge.connection import Connection, IllegalTransition, State
+from socket_edge.sinks import OutFrame
+
+USER = "user.u1"
+ROOM = "room.tour_1"
 
 
 class FakeWebSocket:
     client = None
 
     def __init__(self) -> None:
-        self.sent: list[str] = []
         self.closed: tuple[int, str] | None = None
-
-    async def send_text(self, text: str) -> None:
-        self.sent.append(text)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         self.closed = (code, reason)
 
 
-def connection(buffer: int = 100) -> tuple[Connection, FakeWebSocket]:
-    ws = FakeWebSocket()
-    conn = Connection(ws, "u1", device_type="test", app_version=None, send_buffer=buffer)  # type: ignore[arg-type]
-    return conn, ws
+class RecordingSink:
+    """Accepts ``room`` frames before it reports the client as too slow."""
+
+    def __init__(self, room: int = 1_000) -> None:
+        self.sent: list[str] = []
+        self.room = room
+
+    def write(self, frame: OutFrame) -> bool:
+        if len(self.sent) >= self.room:
+            return False
+        self.sent.append(frame.text)
+        return True
+
+    async def write_paced(self, frame: OutFrame) -> None:
+        self.sent.append(frame.text)
+
+    async def flushed(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
 
 
-async def test_live_frames_held_during_replay_are_released_after_the_snapshot() -> None:
-    conn, ws = connection()
-    conn.start_writer()
-    conn.deliver(5, "five")  # committed before the snapshot: part of the replay
-    conn.deliver(7, "seven")  # committed after it
-    conn.deliver(6, "six")  # equal to the high-water mark: covered by the replay
-    conn.send("replayed")
-    conn.go_live(high_water=6)
-    conn.deliver(8, "eight")
-    conn.deliver(4, "four")  # committed before the snapshot, its live copy late: replayed
-    await conn.flushed()
-    assert ws.sent == ["replayed", "seven", "eight"]
-    await conn.close()
+def connection(
+    room: int = 1_000, hold_limit: int = 100
+) -> tuple[Connection, RecordingSink, FakeWebSocket]:
+    ws, sink = FakeWebSocket(), RecordingSink(room)
+    conn = Connection(
+        ws,  # type: ignore[arg-type]
+        "u1",
+        device_type="test",
+        app_version=None,
+        send_buffer=1 << 20,
+        hold_limit=hold_limit,
+        sink=sink,
+    )
+    return conn, sink, ws
 
 
-async def test_go_live_twice_is_an_illegal_transition() -> None:
-    conn, _ = connection()
-    conn.go_live(0)
-    with pytest.raises(IllegalTransition, match=r"expects State\.REPLAYING"):
-        conn.go_live(0)
+def f(text: str) -> OutFrame:
+    return OutFrame(text)
+
+
+def test_live_frames_held_during_replay_are_released_above_the_snapshot() -> None:
+    conn, sink, _ = connection()
+    conn.hold(USER)
+    conn.deliver(USER, 5, f("five"))  # committed before the snapshot: part of the replay
+    conn.deliver(USER, 7, f("seven"))  # committed after it
+    conn.deliver(USER, 6, f("six"))  # at the high-water mark: covered by the replay
+    conn.send(f("replayed"))
+    conn.release(USER, high_water=6)
+    conn.deliver(USER, 8, f("eight"))
+    conn.deliver(USER, 4, f("four"))  # committed before the snapshot, its live copy late
+    assert sink.sent == ["replayed", "seven", "eight"]
+
+
+def test_streams_are_independent() -> None:
+    conn, sink, _ = connection()
+    conn.hold(USER)
+    conn.open_live(ROOM)
+    conn.deliver(ROOM, 3, f("room-3"))  # the room is live while the user stream replays
+    conn.deliver(USER, 9, f("user-9"))
+    conn.release(USER, high_water=8)
+    conn.deliver("room.other", 10, f("not subscribed"))
+    assert sink.sent == ["room-3", "user-9"]
+
+
+def test_a_catch_up_keeps_the_streams_mark_and_sends_direct_frames_at_once() -> None:
+    conn, sink, _ = connection()
+    conn.open_live(USER)
+    conn.deliver(USER, 2, f("live-2"))
+    conn.hold(USER, keep_high_water=True)
+    conn.deliver(USER, 6, f("live-6"))  # arrived after the broker came back: held
+    conn.deliver(USER, 3, f("gap-3"), direct=True)  # read from Postgres
+    conn.deliver(USER, 5, f("gap-5"), direct=True)
+    conn.release(USER, high_water=5)
+    assert sink.sent == ["live-2", "gap-3", "gap-5", "live-6"]
+
+
+def test_release_without_hold_is_an_illegal_transition() -> None:
+    conn, _, _ = connection()
+    conn.open_live(USER)
+    with pytest.raises(IllegalTransition, match=r"expects a HOLDING stream"):
+        conn.release(USER, 0)
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_every_seq_is_sent_once_whatever_the_arrival_order(seed: int) -> None:
+    """Seqs 1..40 committed; the snapshot saw 1..high_water; live copies of all of them
+    arrive in any order, before, during and after the replay: each goes out exactly once."""
+    rng = random.Random(seed)
+    high_water = rng.randint(0, 40)
+    arrivals = list(range(1, 41))
+    rng.shuffle(arrivals)
+    split = rng.randint(0, 40)
+    conn, sink, _ = connection()
+    conn.hold(USER)
+    for seq in arrivals[:split]:
+        conn.deliver(USER, seq, f(str(seq)))
+    for seq in range(1, high_water + 1):
+        conn.send(f(str(seq)))  # the replay
+    conn.release(USER, high_water)
+    for seq in arrivals[split:]:
+        conn.deliver(USER, seq, f(str(seq)))
+    assert sorted(int(t) for t in sink.sent) == list(range(1, 41))
 
 
 async def test_a_client_that_does_not_read_is_closed_with_1013() -> None:
-    conn, ws = connection(buffer=3)
-    conn.go_live(0)  # no writer running: nothing drains the buffer
+    conn, _, ws = connection(room=3)
+    conn.open_live(USER)
     for seq in range(1, 6):
-        conn.deliver(seq, f"f{seq}")
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+        conn.deliver(USER, seq, f(str(seq)))
+    await asyncio.sleep(0)  # the close runs as its own task
     assert conn.state is State.CLOSED
     assert ws.closed is not None and ws.closed[0] == 1013
 
 
-async def test_nothing_is_delivered_after_close() -> None:
-    conn, ws = connection()
-    conn.start_writer()
-    conn.go_live(0)
-    await conn.close()
-    conn.deliver(1, "late")
+async def test_too_many_frames_held_during_a_replay_close_the_socket() -> None:
+    conn, _, ws = connection(hold_limit=10)
+    conn.hold(USER)
+    for seq in range(1, 12):
+        conn.deliver(USER, seq, f(str(seq)))
     await asyncio.sleep(0)
-    assert ws.sent == []
+    assert ws.closed is not None and ws.closed[0] == 1013
+
+
+async def test_nothing_is_sent_after_close() -> None:
+    conn, sink, _ = connection()
+    conn.open_live(USER)
+    await conn.close()
+    assert conn.deliver(USER, 1, f("late")) is False
+    conn.send(f("later"))
+    assert sink.sent == []

@@ -1,0 +1,53 @@
+"""Telling a database that is away from an event that cannot be stored, in one place."""
+
+from __future__ import annotations
+
+import asyncpg
+import sqlalchemy.exc
+from aio_pika.abc import AbstractIncomingMessage
+
+# The header a quorum queue puts on a redelivered message: how often it was returned before.
+DELIVERY_COUNT_HEADER = "x-delivery-count"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures that say "the database is not reachable right now", which are
+    retried in place, as opposed to a failure caused by the events themselves."""
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig if exc.orig is not None else exc
+        cause = getattr(exc, "__cause__", None)
+        if cause is not None:
+            exc = cause
+    return isinstance(
+        exc,
+        OSError
+        | TimeoutError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.ConnectionDoesNotExistError
+        | asyncpg.InterfaceError
+        | asyncpg.AdminShutdownError
+        | asyncpg.TooManyConnectionsError
+        | sqlalchemy.exc.InterfaceError
+        | sqlalchemy.exc.OperationalError,
+    )
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, for a log line or a dead-letter header."""
+    text = str(exc).strip()
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None:
+        cause = exc.orig.__cause__ or exc.orig
+        exc, text = cause, str(cause).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def is_last_delivery(message: AbstractIncomingMessage, delivery_limit: int) -> bool:
+    """True when the broker will not redeliver ``message`` if it is returned once more, so
+    the dispatcher dead-letters it itself, with the reason in a header an operator can read
+    (the broker's own dead-lettering at the limit would only say "delivery_limit")."""
+    returned = (message.headers or {}).get(DELIVERY_COUNT_HEADER, 0)
+    count = returned if isinstance(returned, int) else 0
+    return count + 1 >= delivery_limit

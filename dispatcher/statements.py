@@ -1,0 +1,131 @@
+"""The write-side SQL of the event store and its projections (run with ``exec_driver_sql``).
+
+Each batch writes each table with one statement whatever its size: the rows travel as one
+array per column and ``unnest`` turns them back into rows on the server. Unlike COPY, that
+form can say ``ON CONFLICT (event_id) DO NOTHING`` (duplicates against the log are skipped
+by the database, under the append lock) and ``RETURNING`` (the seqs the log drew); unlike an
+executemany it is one round trip and one plan per table. The read side, shared with the edge,
+lives in ``dispatcher.queries``.
+
+Parameters are positional (``$1``, asyncpg's style); each statement names them in its comment.
+"""
+
+from __future__ import annotations
+
+# Serialises appends from drawing a seq to committing; see dispatcher/store.py for why.
+APPEND_LOCK = "LOCK TABLE notification_events IN EXCLUSIVE MODE"
+
+# $1 event_id[], $2 event_type[], $3 occurred_at[], $4 producer[], $5 payload[] (JSON text).
+INSERT_LOG = """
+INSERT INTO notification_events (event_id, event_type, occurred_at, producer, payload)
+SELECT e.event_id, e.event_type, e.occurred_at, e.producer, e.payload
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::jsonb[])
+     WITH ORDINALITY AS e(event_id, event_type, occurred_at, producer, payload, position)
+ORDER BY e.position
+ON CONFLICT (event_id) DO NOTHING
+RETURNING seq, event_id, recorded_at
+"""
+
+# One array per column of ``notifications``, in this order.
+INSERT_NOTIFICATIONS = """
+INSERT INTO notifications (seq, event_id, audience, user_id, room, notification_type, category,
+    priority, title, message, data, action_url, producer, occurred_at, created_at)
+SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+    $7::text[], $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::text[], $13::text[],
+    $14::timestamptz[], $15::timestamptz[])
+"""
+
+# $1 user_id[], $2 seq[]: the state row of each new personal notification.
+INSERT_RECIPIENTS = """
+INSERT INTO notification_recipients (user_id, seq)
+SELECT * FROM unnest($1::text[], $2::bigint[])
+"""
+
+# notification.read: $1 user_id, $2 event_id[], $3 read_at, $4 the read event's seq.
+# A user marks only their own personal notifications and broadcasts, only ones logged before
+# the read event (so a rebuild, applying the log in order, marks exactly the same rows), and
+# each once. Returns the event_id of each notification this event actually marked.
+MARK_READ = """
+WITH target AS (
+    SELECT n.seq, n.event_id, n.audience FROM notifications n
+    WHERE n.event_id = ANY($2::uuid[]) AND n.seq < $4
+      AND (n.user_id = $1 OR n.audience = 'broadcast')
+), personal AS (
+    UPDATE notification_recipients r SET read_at = $3
+    FROM target t
+    WHERE t.audience = 'user' AND r.user_id = $1 AND r.seq = t.seq AND r.read_at IS NULL
+    RETURNING t.event_id, t.seq
+), broadcast AS (
+    INSERT INTO notification_recipients (user_id, seq, read_at)
+    SELECT $1, t.seq, $3 FROM target t WHERE t.audience = 'broadcast'
+    ON CONFLICT (user_id, seq) DO UPDATE SET read_at = excluded.read_at
+        WHERE notification_recipients.read_at IS NULL
+    RETURNING seq
+)
+SELECT event_id FROM (
+    SELECT event_id, seq FROM personal
+    UNION ALL
+    SELECT t.event_id, t.seq FROM broadcast b JOIN target t ON t.seq = b.seq
+) AS marked ORDER BY seq
+"""
+
+# notification.all_read: $1 user_id, $2 the highest seq to mark, $3 read_at, $4 the broadcast
+# unread window. Personal notifications use the partial unread index; broadcasts are those
+# still inside the window at the time of the read event (not of the rebuild, so that a
+# rebuild gives the same rows), each getting the user's state row.
+MARK_ALL_READ = """
+WITH personal AS (
+    UPDATE notification_recipients r SET read_at = $3
+    FROM notifications n
+    WHERE r.user_id = $1 AND r.read_at IS NULL AND r.seq <= $2
+      AND n.seq = r.seq AND n.audience = 'user'
+    RETURNING n.event_id, n.seq
+), broadcast AS (
+    INSERT INTO notification_recipients (user_id, seq, read_at)
+    SELECT $1, n.seq, $3 FROM notifications n
+    WHERE n.audience = 'broadcast' AND n.created_at > $3::timestamptz - $4::interval AND n.seq <= $2
+    ON CONFLICT (user_id, seq) DO UPDATE SET read_at = excluded.read_at
+        WHERE notification_recipients.read_at IS NULL
+    RETURNING seq
+)
+SELECT event_id FROM (
+    SELECT event_id, seq FROM personal
+    UNION ALL
+    SELECT n.event_id, n.seq FROM broadcast b JOIN notifications n ON n.seq = b.seq
+) AS marked ORDER BY seq
+"""
+
+# notification.pruned: $1 the prune event's seq, $2 cutoff, $3 the prune event's time, $4 the
+# broadcast unread window. Removes what nobody can still have unread: personal notifications
+# their user has read, room notifications (history, with no read state) and broadcasts past
+# both the cutoff and the unread window. State rows go with them (ON DELETE CASCADE).
+PRUNE = """
+DELETE FROM notifications n
+WHERE n.seq < $1 AND n.created_at < $2
+  AND CASE n.audience
+        WHEN 'user' THEN EXISTS (
+            SELECT 1 FROM notification_recipients r
+            WHERE r.seq = n.seq AND r.user_id = n.user_id AND r.read_at IS NOT NULL)
+        WHEN 'broadcast' THEN n.created_at < $3::timestamptz - $4::interval
+        ELSE true
+      END
+"""
+
+# Delivery receipts: $1 user_id[], $2 seq[]. Sets delivered_at once. A personal notification
+# already has its state row; a broadcast gets the user's row now. The two branches touch
+# disjoint rows (by audience), as one statement may not modify a row twice. Receipts for
+# notifications that are not the user's, or no longer projected, change nothing.
+RECORD_DELIVERIES = """
+WITH receipt AS (
+    SELECT DISTINCT r.user_id, r.seq FROM unnest($1::text[], $2::bigint[]) AS r(user_id, seq)
+), personal AS (
+    UPDATE notification_recipients s SET delivered_at = now()
+    FROM receipt x JOIN notifications n ON n.seq = x.seq AND n.audience = 'user'
+    WHERE s.user_id = x.user_id AND s.seq = x.seq AND s.delivered_at IS NULL
+)
+INSERT INTO notification_recipients (user_id, seq, delivered_at)
+SELECT x.user_id, x.seq, now()
+FROM receipt x JOIN notifications n ON n.seq = x.seq AND n.audience = 'broadcast'
+ON CONFLICT (user_id, seq) DO UPDATE SET delivered_at = excluded.delivered_at
+    WHERE notification_recipients.delivered_at IS NULL
+"""

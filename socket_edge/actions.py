@@ -1,0 +1,95 @@
+"""Client-to-server frames (DESIGN.md section 4), parsed into typed models.
+
+Anything that does not parse gets an ``error`` frame with a machine code; the socket stays
+open. Parsing is pure: no I/O here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from producers.envelope import DATA_MAX_BYTES, ID_PATTERN, READ_IDS_MAX, describe
+
+Room = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+class _Action(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Ping(_Action):
+    action: Literal["ping"]
+
+
+class Subscribe(_Action):
+    action: Literal["subscribe"]
+    room: Room
+    since: int | None = Field(default=None, ge=0)
+
+
+class Unsubscribe(_Action):
+    action: Literal["unsubscribe"]
+    room: Room
+
+
+class Message(_Action):
+    action: Literal["message"]
+    room: Room
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class MarkRead(_Action):
+    action: Literal["mark_read"]
+    ids: list[uuid.UUID] = Field(min_length=1, max_length=READ_IDS_MAX)
+
+
+class MarkAllRead(_Action):
+    action: Literal["mark_all_read"]
+    up_to_seq: int | None = Field(default=None, ge=0)
+
+
+Action = Annotated[
+    Ping | Subscribe | Unsubscribe | Message | MarkRead | MarkAllRead,
+    Field(discriminator="action"),
+]
+_ACTION = TypeAdapter(Action)
+ACTIONS = ("ping", "subscribe", "unsubscribe", "message", "mark_read", "mark_all_read")
+
+
+class BadFrame(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def parse_action(
+    raw: str | bytes,
+) -> Ping | Subscribe | Unsubscribe | Message | MarkRead | MarkAllRead:
+    """Parse one client frame, or raise BadFrame with a code and a readable message."""
+    try:
+        frame = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadFrame("invalid_json", "frame is not valid JSON") from None
+    if not isinstance(frame, dict):
+        raise BadFrame("invalid_frame", "frame must be a JSON object")
+    action = frame.get("action")
+    if action not in ACTIONS:
+        raise BadFrame("unknown_action", f"unknown action {action!r}; expected one of {ACTIONS}")
+    try:
+        parsed = _ACTION.validate_python(frame)
+    except ValidationError as exc:
+        code = "invalid_room" if _names_room(exc) else "invalid_frame"
+        # Locations start with the action's name (the union's tag); the field is what matters.
+        raise BadFrame(code, describe(exc).replace(f"{action}.", "")) from None
+    if isinstance(parsed, Message) and len(orjson.dumps(parsed.data)) > DATA_MAX_BYTES:
+        raise BadFrame("frame_too_large", f"message data is larger than {DATA_MAX_BYTES} bytes")
+    return parsed
+
+
+def _names_room(error: ValidationError) -> bool:
+    return any("room" in (str(p) for p in item["loc"]) for item in error.errors())

@@ -1,0 +1,203 @@
+"""What the edge processes know of each other, over RabbitMQ.
+
+- Reports: every ``EDGE_REPORT_INTERVAL`` seconds each node publishes its counts, users and
+  rooms to a fanout exchange; every node keeps the latest report of each other node and
+  forgets a node whose report is older than three intervals (it died, or cannot reach the
+  broker). Cluster-wide stats are the sum of the fresh reports, with their age.
+- Questions: "which sockets does user U have?" is asked of every node at once (a fanout of
+  requests, replies to this node's reply queue), answered by the nodes that reported lately.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aio_pika
+import orjson
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, ExchangeType
+
+from dispatcher.records import timestamp
+from producers import topology
+
+if TYPE_CHECKING:
+    from socket_edge.edge import EdgeNode
+
+log = logging.getLogger("notify.edge")
+
+STALE_AFTER_INTERVALS = 3
+QUESTION_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeReport:
+    node_id: str
+    at: float  # wall-clock time of the report (seconds since the epoch)
+    connections: int
+    accepted_total: int
+    frames_sent: int
+    broadcasts: int
+    held_frames: int
+    users: list[str] = field(default_factory=list)
+    rooms: dict[str, int] = field(default_factory=dict)
+    refusals: dict[str, int] = field(default_factory=dict)
+
+
+class Cluster:
+    def __init__(self, node: EdgeNode, interval: float) -> None:
+        self.node = node
+        self.interval = interval
+        self._reports: dict[str, NodeReport] = {}
+        self._channel: AbstractChannel | None = None
+        self._stats: AbstractExchange | None = None
+        self._control: AbstractExchange | None = None
+        self._reply_to = ""
+        self._waiting: dict[str, tuple[asyncio.Queue[list[dict[str, Any]]], int]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        channel = self._channel = await self.node.broker.channel()
+        self._stats = await channel.declare_exchange(
+            topology.EDGE_STATS_EXCHANGE, ExchangeType.FANOUT, durable=True
+        )
+        self._control = await channel.declare_exchange(
+            topology.EDGE_CONTROL_EXCHANGE, ExchangeType.FANOUT, durable=True
+        )
+        reports = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await reports.bind(self._stats)
+        await reports.consume(self._on_report, no_ack=True)
+        questions = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await questions.bind(self._control)
+        await questions.consume(self._on_question, no_ack=True)
+        replies = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await replies.consume(self._on_reply, no_ack=True)
+        self._reply_to = replies.name
+        await self._publish_report()
+        self._task = asyncio.create_task(self._report_loop(), name="edge-reports")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # -- reports ---------------------------------------------------------------------------
+
+    def own_report(self) -> NodeReport:
+        node = self.node
+        return NodeReport(
+            node_id=node.node_id,
+            at=time.time(),
+            connections=len(node.connections),
+            accepted_total=node.accepted_total,
+            frames_sent=node.frames_sent,
+            broadcasts=node.broadcasts,
+            held_frames=sum(c.held_frames for c in node.connections),
+            users=node.users(),
+            rooms=node.rooms(),
+            refusals=dict(node.refusals),
+        )
+
+    def fresh_reports(self) -> list[NodeReport]:
+        """This node's report, as of now, and the other nodes' latest fresh ones."""
+        horizon = time.time() - STALE_AFTER_INTERVALS * self.interval
+        for node_id in [n for n, r in self._reports.items() if r.at < horizon]:
+            del self._reports[node_id]
+        return [self.own_report(), *self._reports.values()]
+
+    async def _report_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self._publish_report()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the next report may go through
+                log.warning("could not publish the node report: %s", exc)
+
+    async def _publish_report(self) -> None:
+        assert self._stats is not None
+        body = orjson.dumps(asdict(self.own_report()))
+        await self._stats.publish(aio_pika.Message(body, expiration=self.interval * 2), "")
+
+    async def _on_report(self, message: AbstractIncomingMessage) -> None:
+        try:
+            report = NodeReport(**orjson.loads(message.body))
+        except (orjson.JSONDecodeError, TypeError) as exc:
+            log.warning("ignoring a malformed node report: %s", exc)
+            return
+        if report.node_id != self.node.node_id:
+            self._reports[report.node_id] = report
+
+    # -- questions -------------------------------------------------------------------------
+
+    async def user_connections(self, user_id: str) -> list[dict[str, Any]]:
+        """Every socket of the user on every live node (those that reported lately)."""
+        answers = [describe(c, self.node.node_id) for c in self.node.user_connections(user_id)]
+        others = len(self.fresh_reports()) - 1
+        if others == 0:
+            return answers
+        assert self._control is not None
+        correlation = uuid.uuid4().hex
+        inbox: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
+        self._waiting[correlation] = (inbox, others)
+        try:
+            await self._control.publish(
+                aio_pika.Message(
+                    orjson.dumps({"question": "user_connections", "user_id": user_id}),
+                    correlation_id=correlation,
+                    reply_to=self._reply_to,
+                    app_id=self.node.node_id,
+                    expiration=QUESTION_TIMEOUT,
+                ),
+                "",
+            )
+            deadline = asyncio.get_running_loop().time() + QUESTION_TIMEOUT
+            for _ in range(others):
+                remaining = deadline - asyncio.get_running_loop().time()
+                try:
+                    answers.extend(await asyncio.wait_for(inbox.get(), max(remaining, 0)))
+                except TimeoutError:
+                    break
+        finally:
+            del self._waiting[correlation]
+        return sorted(answers, key=lambda a: str(a["connected_at"]))
+
+    async def _on_question(self, message: AbstractIncomingMessage) -> None:
+        if message.app_id == self.node.node_id or not message.reply_to:
+            return
+        try:
+            question = orjson.loads(message.body)
+            user_id = str(question["user_id"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return
+        answer = [describe(c, self.node.node_id) for c in self.node.user_connections(user_id)]
+        assert self._channel is not None
+        await self._channel.default_exchange.publish(
+            aio_pika.Message(orjson.dumps(answer), correlation_id=message.correlation_id),
+            routing_key=message.reply_to,
+        )
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        waiting = self._waiting.get(message.correlation_id or "")
+        if waiting is not None:
+            waiting[0].put_nowait(orjson.loads(message.body))
+
+
+def describe(connection: Any, node_id: str) -> dict[str, Any]:
+    return {
+        "connection_id": connection.connection_id,
+        "user_id": connection.user_id,
+        "device_type": connection.device_type,
+        "app_version": connection.app_version,
+        "remote_address": connection.remote_address,
+        "connected_at": timestamp(connection.connected_at),
+        "last_seen": timestamp(connection.last_seen),
+        "rooms": connection.rooms,
+        "node_id": node_id,
+    }

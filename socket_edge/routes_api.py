@@ -1,0 +1,253 @@
+"""REST (DESIGN.md section 5): the seed's connection-manager endpoints, cluster-wide, and each
+user's notification history and read state."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dispatcher.records import timestamp
+from producers.catalog import NotificationType, Priority
+from producers.envelope import (
+    ID_PATTERN,
+    MESSAGE_MAX,
+    READ_IDS_MAX,
+    SCHEMA_VERSION,
+    TITLE_MAX,
+    Envelope,
+    ReadEvent,
+    ReadEventType,
+    describe,
+    new_event_id,
+)
+from producers.errors import NotifyError
+from socket_edge.auth import AuthError, Principal, forbidden, token_from
+from socket_edge.cluster import NodeReport
+from socket_edge.edge import EdgeNode, Event
+
+router = APIRouter()
+
+HISTORY_PAGE_MAX = 200
+EDGE_PRODUCER = "socket-edge"
+
+
+def get_edge(request: Request) -> EdgeNode:
+    edge: EdgeNode = request.app.state.edge
+    return edge
+
+
+Edge = Annotated[EdgeNode, Depends(get_edge)]
+UserId = Annotated[str, Path(pattern=ID_PATTERN)]
+
+
+def refused(edge: EdgeNode, refusal: AuthError) -> HTTPException:
+    edge.refuse(refusal.code)
+    headers = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
+    return HTTPException(
+        refusal.status, {"error": refusal.code, "message": refusal.reason}, headers
+    )
+
+
+def caller(request: Request, edge: Edge) -> Principal:
+    token, _ = token_from(request.query_params, request.headers)
+    try:
+        return edge.auth.verify(token)
+    except AuthError as refusal:
+        raise refused(edge, refusal) from None
+
+
+Caller = Annotated[Principal, Depends(caller)]
+
+
+def admin(edge: Edge, principal: Caller) -> Principal:
+    if not principal.admin:
+        raise refused(edge, forbidden("admin_only", "this endpoint needs a token with role admin"))
+    return principal
+
+
+def user_itself(edge: Edge, principal: Caller, user_id: UserId) -> Principal:
+    if not principal.may_act_for(user_id):
+        raise refused(edge, forbidden("wrong_user", "the token belongs to another user"))
+    return principal
+
+
+Admin = Depends(admin)
+UserItself = Depends(user_itself)
+
+
+def freshness(reports: list[NodeReport], interval: float) -> dict[str, Any]:
+    now = time.time()
+    return {
+        "as_of": timestamp(datetime.fromtimestamp(now, UTC)),
+        "report_interval_seconds": interval,
+        "oldest_report_age_seconds": round(max(now - r.at for r in reports), 3),
+        "nodes": [
+            {
+                "node_id": r.node_id,
+                "connections": r.connections,
+                "age_seconds": round(now - r.at, 3),
+            }
+            for r in reports
+        ],
+    }
+
+
+@router.get("/ws/stats", dependencies=[Admin])
+async def stats(edge: Edge) -> dict[str, Any]:
+    reports = edge.cluster.fresh_reports()
+    users = sorted({user for r in reports for user in r.users})
+    rooms = {room for r in reports for room in r.rooms}
+    return {
+        "status": "online",
+        "stats": {
+            "total_connections": sum(r.accepted_total for r in reports),
+            "active_connections": sum(r.connections for r in reports),
+            "messages_sent": sum(r.frames_sent for r in reports),
+            # Every node receives every broadcast: the count is the same on each.
+            "broadcasts": max(r.broadcasts for r in reports),
+            "unique_users": len(users),
+            "total_rooms": len(rooms),
+            "queued_messages": sum(r.held_frames for r in reports),
+        },
+        "online_users": users,
+        "refusals": dict(sum((Counter(r.refusals) for r in reports), Counter())),
+        "cluster": freshness(reports, edge.cluster.interval),
+    }
+
+
+@router.get("/ws/rooms", dependencies=[Admin])
+async def rooms(edge: Edge) -> dict[str, Any]:
+    reports = edge.cluster.fresh_reports()
+    counts: Counter[str] = Counter()
+    for report in reports:
+        counts.update(report.rooms)
+    return {
+        "rooms": [{"room": room, "connections": n} for room, n in sorted(counts.items())],
+        "total_rooms": len(counts),
+        "cluster": freshness(reports, edge.cluster.interval),
+    }
+
+
+@router.get("/ws/users/{user_id}/connections", dependencies=[Admin])
+async def user_connections(edge: Edge, user_id: UserId) -> dict[str, Any]:
+    connections = await edge.cluster.user_connections(user_id)
+    return {
+        "user_id": user_id,
+        "online": bool(connections),
+        "count": len(connections),
+        "connections": connections,
+    }
+
+
+class BroadcastBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=TITLE_MAX)
+    message: str = Field(max_length=MESSAGE_MAX)
+    priority: Priority = Priority.HIGH
+    action_url: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+async def publish(edge: EdgeNode, fields: dict[str, Any]) -> dict[str, Any]:
+    try:
+        envelope = Envelope.model_validate(
+            {
+                "event_id": new_event_id(),
+                "schema_version": SCHEMA_VERSION,
+                "notification_type": NotificationType.SYSTEM_ALERT,
+                "producer": EDGE_PRODUCER,
+                **fields,
+            }
+        )
+    except ValidationError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, describe(exc)) from None
+    event_id = await published(edge, envelope)
+    return {"success": True, "event_id": str(event_id)}
+
+
+async def published(edge: EdgeNode, event: Event) -> uuid.UUID:
+    try:
+        return await edge.publish(event)
+    except NotifyError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+
+
+@router.post("/ws/broadcast", status_code=status.HTTP_202_ACCEPTED, dependencies=[Admin])
+async def broadcast(edge: Edge, body: BroadcastBody) -> dict[str, Any]:
+    return await publish(edge, {"broadcast": True, **body.model_dump()})
+
+
+@router.post(
+    "/ws/rooms/{room}/broadcast", status_code=status.HTTP_202_ACCEPTED, dependencies=[Admin]
+)
+async def room_broadcast(
+    edge: Edge, room: Annotated[str, Path(pattern=ID_PATTERN)], body: BroadcastBody
+) -> dict[str, Any]:
+    return await publish(edge, {"room": room, **body.model_dump()})
+
+
+@router.get("/api/users/{user_id}/notifications", dependencies=[UserItself])
+async def history(
+    edge: Edge,
+    user_id: UserId,
+    status_: Annotated[Literal["unread", "read", "all"], Query(alias="status")] = "all",
+    limit: Annotated[int, Query(ge=1, le=HISTORY_PAGE_MAX)] = 50,
+    before_seq: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    notifications, unread = await edge.replay.history(user_id, status_, limit, before_seq)
+    last = notifications[-1]["seq"] if len(notifications) == limit else None
+    return {
+        "user_id": user_id,
+        "status": status_,
+        "notifications": notifications,
+        "unread_count": unread,
+        "next_before_seq": last,
+    }
+
+
+@router.get("/api/users/{user_id}/notifications/unread-count", dependencies=[UserItself])
+async def unread_count(edge: Edge, user_id: UserId) -> dict[str, Any]:
+    return {"user_id": user_id, "unread_count": await edge.replay.unread_count(user_id)}
+
+
+class ReadBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[uuid.UUID] = Field(default_factory=list, max_length=READ_IDS_MAX)
+    all: bool = False
+    up_to_seq: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ReadBody:
+        if bool(self.ids) == self.all:
+            raise ValueError('give either "ids": [...] or "all": true')
+        return self
+
+
+@router.post(
+    "/api/users/{user_id}/notifications/read",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[UserItself],
+)
+async def mark_read(edge: Edge, user_id: UserId, body: ReadBody) -> dict[str, Any]:
+    event_type = ReadEventType.ALL_READ if body.all else ReadEventType.READ
+    event = ReadEvent.model_validate(
+        {
+            "event_id": new_event_id(),
+            "schema_version": SCHEMA_VERSION,
+            "event_type": event_type,
+            "user_id": user_id,
+            "ids": body.ids,
+            "up_to_seq": body.up_to_seq if body.all else None,
+            "producer": EDGE_PRODUCER,
+        }
+    )
+    event_id = await published(edge, event)
+    return {"success": True, "event_id": str(event_id)}

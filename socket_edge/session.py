@@ -1,0 +1,140 @@
+"""Answering a client's frames: one method per action of DESIGN.md section 4."""
+
+from __future__ import annotations
+
+import logging
+
+from aio_pika.exceptions import AMQPError
+
+from producers import topology
+from producers.envelope import SCHEMA_VERSION, ReadEvent, ReadEventType, new_event_id
+from producers.errors import NotifyError
+from socket_edge import frames
+from socket_edge.actions import (
+    BadFrame,
+    MarkAllRead,
+    MarkRead,
+    Message,
+    Ping,
+    Subscribe,
+    Unsubscribe,
+    parse_action,
+)
+from socket_edge.auth import Principal
+from socket_edge.connection import Connection
+from socket_edge.edge import EdgeNode
+from socket_edge.sinks import OutFrame
+
+log = logging.getLogger("notify.edge")
+
+PONG = OutFrame(frames.PONG)
+EDGE_PRODUCER = "socket-edge"
+
+
+class ClientSession:
+    def __init__(
+        self, edge: EdgeNode, connection: Connection, principal: Principal, bidirectional: bool
+    ) -> None:
+        self.edge = edge
+        self.connection = connection
+        self.principal = principal
+        self.bidirectional = bidirectional
+
+    def error(self, code: str, message: str) -> None:
+        self.connection.send(OutFrame(frames.error(code, message)))
+
+    def refuse(self, code: str, message: str) -> None:
+        self.edge.refuse(code)
+        self.error(code, message)
+
+    async def handle(self, raw: str | bytes) -> None:
+        try:
+            action = parse_action(raw)
+        except BadFrame as bad:
+            self.error(bad.code, bad.message)
+            return
+        if isinstance(action, Ping):
+            self.connection.send(PONG)
+        elif not self.bidirectional:
+            self.error("not_supported", "this endpoint only accepts the ping action")
+        else:
+            try:
+                await self.dispatch(action)
+            except (NotifyError, AMQPError, ConnectionError) as exc:
+                log.warning("%r: %s failed: %s", self.connection, action.action, exc)
+                self.error("unavailable", f"{action.action} failed, try again: {exc}")
+
+    async def dispatch(
+        self, action: Subscribe | Unsubscribe | Message | MarkRead | MarkAllRead
+    ) -> None:
+        if isinstance(action, Subscribe):
+            await self.subscribe(action)
+        elif isinstance(action, Unsubscribe):
+            await self.unsubscribe(action)
+        elif isinstance(action, Message):
+            await self.message(action)
+        elif isinstance(action, MarkRead):
+            await self.mark_read(action)
+        elif isinstance(action, MarkAllRead):
+            await self.mark_all_read(action)
+
+    async def subscribe(self, action: Subscribe) -> None:
+        """Bind the room, then (with ``since``) replay its history with the same handover as
+        a connect, then go live."""
+        connection, room = self.connection, action.room
+        key = topology.room_key(room)
+        if not self.principal.may_join(room):
+            self.refuse("forbidden_room", f"your token does not allow room {room!r}")
+            return
+        if not connection.has_stream(key) and len(connection.rooms) >= self.max_rooms:
+            self.refuse("too_many_rooms", f"a socket may join at most {self.max_rooms} rooms")
+            return
+        if action.since is None:
+            connection.open_live(key)
+            await self.edge.join(connection, room)
+            connection.send(OutFrame(frames.subscribed(room, 0, None)))
+            return
+        connection.hold(key)
+        await self.edge.join(connection, room)
+        replay = await self.edge.replay.for_room(room, action.since)
+        for text in replay.frames:
+            await connection.send_paced(OutFrame(text))
+        await connection.send_paced(
+            OutFrame(frames.subscribed(room, replay.count, replay.high_water, replay.truncated))
+        )
+        if connection.has_stream(key):
+            connection.release(key, replay.high_water)
+
+    @property
+    def max_rooms(self) -> int:
+        return self.edge.settings.websocket_max_rooms
+
+    async def unsubscribe(self, action: Unsubscribe) -> None:
+        await self.edge.leave(self.connection, action.room)
+        self.connection.send(OutFrame(frames.unsubscribed(action.room)))
+
+    async def message(self, action: Message) -> None:
+        if not self.connection.has_stream(topology.room_key(action.room)):
+            self.error("not_subscribed", f"subscribe to {action.room!r} before messaging it")
+            return
+        await self.edge.relay(self.connection, action.room, action.data)
+
+    async def mark_read(self, action: MarkRead) -> None:
+        await self.edge.publish(self._read_event(ReadEventType.READ, ids=action.ids))
+
+    async def mark_all_read(self, action: MarkAllRead) -> None:
+        await self.edge.publish(
+            self._read_event(ReadEventType.ALL_READ, up_to_seq=action.up_to_seq)
+        )
+
+    def _read_event(self, event_type: ReadEventType, **fields: object) -> ReadEvent:
+        return ReadEvent.model_validate(
+            {
+                "event_id": new_event_id(),
+                "schema_version": SCHEMA_VERSION,
+                "event_type": event_type,
+                "user_id": self.connection.user_id,
+                "producer": EDGE_PRODUCER,
+                **fields,
+            }
+        )

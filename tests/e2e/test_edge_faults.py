@@ -1,0 +1,170 @@
+"""An edge process dies, is stopped, loses its broker connection, or a client goes silent:
+no notification is lost, none is sent twice, and nothing lingers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import signal
+import uuid
+
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+from websockets.exceptions import ConnectionClosed
+
+from producers import topology
+from producers.service import NotificationService
+from tests.support import broker_admin
+from tests.support.client import Client, ws_client
+from tests.support.deliveries import watch_deliveries
+from tests.support.processes import start_edge
+from tests.support.reports import node_has, wait_for_reports
+from tests.support.tokens import token_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.usefixtures("dispatcher_process")]
+
+
+def chat(user_id: str, i: int) -> dict[str, object]:
+    return {
+        "user_id": user_id,
+        "data": {"conversation_id": "c1", "sender_id": "guide", "preview": f"message {i}"},
+    }
+
+
+async def publish_committed(
+    service: NotificationService, amqp: AbstractRobustConnection, users: list[str], count: int
+) -> dict[str, list[str]]:
+    """Publish ``count`` notifications round-robin to ``users`` and wait until all committed."""
+    sent: dict[str, list[str]] = {u: [] for u in users}
+    async with watch_deliveries(amqp, *(topology.user_key(u) for u in users)) as deliveries:
+        last = None
+        for i in range(count):
+            user = users[i % len(users)]
+            last = await service.notify("chat_message", **chat(user, i))
+            sent[user].append(str(last))
+        await deliveries.wait_for(last)
+    return sent
+
+
+async def test_killing_an_edge_loses_no_notification(
+    service: NotificationService,
+    amqp: AbstractRobustConnection,
+    process_env: dict[str, str],
+    edge_url: str,
+) -> None:
+    doomed, port = await start_edge(process_env)
+    users = [f"k-{uuid.uuid4().hex[:8]}" for _ in range(5)]
+    clients: list[Client] = []
+    contexts = [ws_client(f"ws://127.0.0.1:{port}", u) for u in users]
+    for context in contexts:
+        clients.append(await context.__aenter__())
+    try:
+        before = await publish_committed(service, amqp, users, 10)
+        for user, client in zip(users, clients, strict=True):
+            got = [(await client.notification())["id"] for _ in before[user]]
+            assert got == before[user]
+        await doomed.kill()
+        for client in clients:
+            with pytest.raises(ConnectionClosed):
+                await client.recv()
+    finally:
+        for context in contexts:
+            await context.__aexit__(None, None, None)
+    during = await publish_committed(service, amqp, users, 10)
+
+    for user in users:  # each client reconnects to the surviving edge
+        async with ws_client(edge_url, user) as client:
+            assert [f["id"] for f in client.mine] == before[user] + during[user]
+            await client.nothing_more()
+
+
+async def test_sigterm_closes_every_socket_with_1012_and_exits(
+    service: NotificationService,
+    amqp: AbstractRobustConnection,
+    process_env: dict[str, str],
+    edge_url: str,
+    user_id: str,
+) -> None:
+    stopping, port = await start_edge(process_env)
+    async with ws_client(f"ws://127.0.0.1:{port}", user_id) as client:
+        assert await stopping.stop(signal.SIGTERM) == 0  # by itself, before any kill
+        with pytest.raises(ConnectionClosed) as closed:
+            await client.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+    assert not any("Traceback" in line for line in stopping.lines)
+    missed = await publish_committed(service, amqp, [user_id], 3)
+    async with ws_client(edge_url, user_id) as client:  # reconnect elsewhere
+        assert [f["id"] for f in client.mine] == missed[user_id]
+
+
+async def test_a_client_that_stops_answering_pings_is_dropped(
+    amqp: AbstractRobustConnection, process_env: dict[str, str], user_id: str
+) -> None:
+    interval = 1
+    env = {
+        **process_env,
+        "WEBSOCKET_HEARTBEAT_INTERVAL": str(interval),
+        "EDGE_REPORT_INTERVAL": "0.3",
+    }
+    edge, port = await start_edge(env)
+    try:
+        node_id = (await edge.wait_for_line("edge node")).split("edge node ", 1)[1].split()[0]
+        # A raw TCP client: it completes the handshake, then never reads nor answers.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            f"GET /ws/connect?user_id={user_id}&token={token_for(user_id)} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        status = await reader.readline()
+        assert b"101" in status
+
+        # The server closes the connection once two intervals pass without a pong.
+        async def until_eof() -> None:
+            while await reader.read(65536):
+                pass
+
+        await asyncio.wait_for(until_eof(), 2 * interval + 5)
+        writer.close()
+        # ... and forgets the socket: the node reports no connection left.
+        await wait_for_reports(amqp, node_has(node_id, 0))
+    finally:
+        await edge.stop()
+
+
+@pytest.mark.skipif(not broker_admin.available(), reason="needs rabbitmqctl on this machine")
+async def test_a_broker_blip_is_invisible_to_connected_clients(
+    service: NotificationService,
+    amqp: AbstractRobustConnection,
+    process_env: dict[str, str],
+    user_id: str,
+) -> None:
+    """Invariant 4b: the edge's connection (and so its queue) is lost; what is routed in the
+    gap reaches the client once, by the catch-up, and nothing is sent twice."""
+    edge, port = await start_edge(process_env)
+    try:
+        node_line = await edge.wait_for_line("edge node")
+        node_id = node_line.split("edge node ", 1)[1].split()[0]
+        async with ws_client(f"ws://127.0.0.1:{port}", user_id) as client:
+            before = await publish_committed(service, amqp, [user_id], 3)
+            assert [(await client.notification())["id"] for _ in range(3)] == before[user_id]
+
+            # The edge cannot reconnect until the block ends: what is published meanwhile is
+            # routed to no queue of it, for certain.
+            async with broker_admin.no_new_connections(process_env["AMQP_URL"]):
+                closed = await broker_admin.close_connections_named(f"notify-edge {node_id}")
+                assert closed == 1
+                gap = await publish_committed(service, amqp, [user_id], 10)
+            caught_up = await edge.wait_for_line("caught up")
+            assert int(caught_up.split("caught up ", 1)[1].split()[0]) >= 1, "\n".join(edge.lines)
+            after = await publish_committed(service, amqp, [user_id], 3)
+
+            expected = gap[user_id] + after[user_id]
+            got = [(await client.notification())["id"] for _ in expected]
+            assert sorted(got) == sorted(expected)
+            await client.nothing_more()
+    finally:
+        await edge.stop()

@@ -1,0 +1,50 @@
+"""Closing one client connection on the broker, as a network blip would: the rest of the
+broker, and every other test's connections, carry on."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import unquote, urlsplit
+
+
+def available() -> bool:
+    return shutil.which("rabbitmqctl") is not None
+
+
+async def _rabbitmqctl(*args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        "rabbitmqctl",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {err.decode()}")
+    return out.decode()
+
+
+async def close_connections_named(name: str, reason: str = "blip") -> int:
+    """Close every connection whose connection_name is ``name``; return how many."""
+    listing = await _rabbitmqctl("list_connections", "-q", "--no-table-headers", "pid",
+                                 "client_properties")  # fmt: skip
+    needle = f'{{"connection_name","{name}"}}'
+    pids = [line.split("\t", 1)[0] for line in listing.splitlines() if needle in line]
+    for pid in pids:
+        await _rabbitmqctl("close_connection", pid, reason)
+    return len(pids)
+
+
+@asynccontextmanager
+async def no_new_connections(amqp_url: str) -> AsyncIterator[None]:
+    """While inside, the URL's vhost accepts no new connection (open ones carry on): a client
+    whose connection is closed stays away until the block ends."""
+    vhost = unquote(urlsplit(amqp_url).path[1:]) or "/"
+    await _rabbitmqctl("set_vhost_limits", "-p", vhost, '{"max-connections": 0}')
+    try:
+        yield
+    finally:
+        await _rabbitmqctl("clear_vhost_limits", "-p", vhost)

@@ -1,0 +1,155 @@
+"""NotificationService's pure decisions: what each call builds, and that an invalid call
+publishes nothing. The publisher here only records; the real one is tested against RabbitMQ
+in tests/integration/test_producer.py."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import pytest
+from pydantic import ValidationError
+
+from producers import notification_service
+from producers.catalog import NotificationPriority, NotificationType, Priority
+from producers.envelope import Envelope
+from producers.messages import event_fields
+from producers.publisher import Publisher
+from producers.service import NotificationService
+
+E = TypeVar("E")
+
+
+class RecordingPublisher(Publisher):
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: list[Any] = []
+
+    async def publish_many(self, events: Sequence[E]) -> list[E]:
+        self.published.extend(events)
+        return list(events)
+
+
+@pytest.fixture
+def recorder() -> RecordingPublisher:
+    return RecordingPublisher()
+
+
+@pytest.fixture
+def svc(recorder: RecordingPublisher) -> NotificationService:
+    return NotificationService(recorder, producer="booking-service")
+
+
+def only(recorder: RecordingPublisher) -> Envelope:
+    (envelope,) = recorder.published
+    assert isinstance(envelope, Envelope)
+    return envelope
+
+
+async def test_a_call_returns_the_event_id_of_what_it_published(
+    svc: NotificationService, recorder: RecordingPublisher
+) -> None:
+    event_id = await svc.notify_booking_confirmed("u1", "b1", "Jerusalem Tour")
+    envelope = only(recorder)
+    assert envelope.event_id == event_id
+    assert envelope.producer == "booking-service"
+    assert envelope.data == {"booking_id": "b1", "tour_name": "Jerusalem Tour"}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"tour_date": "someday", "total_amount": 1}, "tour_date"),
+        ({"tour_date": "2026-02-15", "total_amount": "lots"}, "total_amount"),
+        ({"tour_date": "2026-02-15", "total_amount": -5}, "total_amount"),
+    ],
+)
+async def test_invalid_data_raises_naming_the_field_before_anything_is_published(
+    svc: NotificationService, recorder: RecordingPublisher, arguments: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        await svc.notify_booking_created("u1", "b1", "T", **arguments)
+    assert [error["loc"] for error in caught.value.errors()] == [(field,)]
+    assert recorder.published == []
+
+
+async def test_an_invalid_audience_raises_before_anything_is_published(
+    svc: NotificationService, recorder: RecordingPublisher
+) -> None:
+    with pytest.raises(ValidationError, match="user_id"):
+        await svc.notify_tour_started("not a valid id", "b1", "T")
+    assert recorder.published == []
+
+
+async def test_options_override_the_catalog_defaults(
+    svc: NotificationService, recorder: RecordingPublisher
+) -> None:
+    fixed = uuid.uuid4()
+    await svc.notify_tour_started(
+        "u1", "b1", "T", title="Off we go", priority=Priority.LOW, action_url=None, event_id=fixed
+    )
+    envelope = only(recorder)
+    assert (envelope.title, envelope.priority, envelope.action_url, envelope.event_id) == (
+        "Off we go", Priority.LOW, None, fixed,
+    )  # fmt: skip
+
+
+async def test_broadcast_system_message_takes_the_seeds_priority_enum(
+    svc: NotificationService, recorder: RecordingPublisher
+) -> None:
+    await svc.broadcast_system_message(
+        title="System Maintenance", message="Tonight at 2 AM", priority=NotificationPriority.URGENT
+    )
+    envelope = only(recorder)
+    assert envelope.broadcast and envelope.notification_type is NotificationType.SYSTEM_ALERT
+    assert (envelope.title, envelope.message, envelope.priority) == (
+        "System Maintenance", "Tonight at 2 AM", Priority.URGENT,
+    )  # fmt: skip
+
+
+async def test_maintenance_goes_to_everybody_or_to_one_room(
+    svc: NotificationService, recorder: RecordingPublisher
+) -> None:
+    await svc.notify_maintenance_scheduled("2026-02-16T02:00:00Z")
+    await svc.notify_maintenance_scheduled("2026-02-16T02:00:00Z", room="agents")
+    everybody, room = recorder.published
+    assert everybody.broadcast and everybody.room is None
+    assert room.room == "agents" and not room.broadcast
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ({"type": "notification", "data": {"k": 1}},
+         {"notification_type": NotificationType.SYSTEM_ALERT, "data": {"k": 1}}),
+        ({"type": "system_alert", "message": "Down at 2"},
+         {"notification_type": NotificationType.SYSTEM_ALERT, "message": "Down at 2", "data": {}}),
+        ({"type": "tour_update", "data": {"tour": "t1"}, "title": "Update"},
+         {"notification_type": NotificationType.SYSTEM_ALERT, "title": "Update",
+          "data": {"type": "tour_update", "tour": "t1"}}),
+        ({"notification_type": "tour_started", "data": {"booking_id": "b", "tour_name": "T"},
+          "priority": "low"},
+         {"notification_type": NotificationType.TOUR_STARTED, "priority": "low",
+          "data": {"booking_id": "b", "tour_name": "T"}}),
+    ],
+)  # fmt: skip
+def test_seed_style_messages_become_event_fields(
+    message: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    assert event_fields(message) == expected
+
+
+async def test_room_and_broadcast_messages_reach_their_audience(
+    svc: NotificationService, recorder: RecordingPublisher
+) -> None:
+    await svc.broadcast_to_room({"type": "tour_update", "title": "Pickup moved"}, room="tour_456")
+    await svc.broadcast({"type": "system_alert", "message": "Down at 2"})
+    room, everybody = recorder.published
+    assert room.room == "tour_456" and room.title == "Pickup moved"
+    assert everybody.broadcast and everybody.message == "Down at 2"
+
+
+def test_the_module_level_service_connects_only_when_used() -> None:
+    publisher = notification_service.publisher
+    assert publisher._channel is None and publisher._connection is None
