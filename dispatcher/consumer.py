@@ -34,7 +34,7 @@ from dispatcher import database
 from dispatcher.batching import next_batch
 from dispatcher.database import create_engine
 from dispatcher.dead_letters import publish_refused
-from dispatcher.failures import is_last_delivery, is_transient, one_line
+from dispatcher.failures import broker_cancelled, is_last_delivery, is_transient, one_line
 from dispatcher.records import Delivery
 from dispatcher.routing import DeliveryRoute
 from dispatcher.store import AppendResult, EventStore
@@ -63,7 +63,7 @@ class Counters:
 class Dispatcher:
     def __init__(self, settings: Settings, engine: AsyncEngine | None = None) -> None:
         self.settings = settings
-        self.engine = engine or create_engine(settings.database_url)
+        self.engine = engine or create_engine(settings.database_url, pre_ping=False)
         self.store = EventStore(self.engine, settings.broadcast_unread_window)
         self.counters = Counters()
         self._route_to: DeliveryRoute | None = None
@@ -229,7 +229,15 @@ class Dispatcher:
         assert self._route_to is not None
         try:
             await self._route_to.publish(deliveries)
-        except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
+        except (
+            aio_pika.exceptions.AMQPError,
+            ConnectionError,
+            RuntimeError,
+            TimeoutError,
+            asyncio.CancelledError,
+        ) as exc:
+            if isinstance(exc, asyncio.CancelledError) and not broker_cancelled(exc):
+                raise
             log.warning(
                 "%d deliveries (seq %d..%d) not published (%s); clients get them from their "
                 "next replay",
@@ -250,7 +258,14 @@ class Dispatcher:
         requeued the messages) and only logged."""
         try:
             await outcome  # type: ignore[misc]
-        except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+        except (
+            aio_pika.exceptions.AMQPError,
+            ConnectionError,
+            RuntimeError,
+            asyncio.CancelledError,
+        ) as exc:
+            if isinstance(exc, asyncio.CancelledError) and not broker_cancelled(exc):
+                raise
             log.warning("could not settle messages (%s); the broker will redeliver them", exc)
 
 

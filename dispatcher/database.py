@@ -24,12 +24,14 @@ def _json_dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-def create_engine(database_url: str, pool_size: int = 5) -> AsyncEngine:
+def create_engine(database_url: str, pool_size: int = 5, pre_ping: bool = True) -> AsyncEngine:
+    """An engine on the asyncpg driver. ``pre_ping`` costs a round trip per checkout; a caller
+    that retries on a lost connection anyway (the dispatcher) does without it."""
     return create_async_engine(
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
         connect_args={"timeout": CONNECT_TIMEOUT},

@@ -1,6 +1,9 @@
-"""Telling a database that is away from an event that cannot be stored, in one place."""
+"""Classifying failures, in one place: a database that is away, an event that cannot be
+stored, a broker connection that was closed under a pending operation."""
 
 from __future__ import annotations
+
+import asyncio
 
 import asyncpg
 import sqlalchemy.exc
@@ -51,3 +54,11 @@ def is_last_delivery(message: AbstractIncomingMessage, delivery_limit: int) -> b
     returned = (message.headers or {}).get(DELIVERY_COUNT_HEADER, 0)
     count = returned if isinstance(returned, int) else 0
     return count + 1 >= delivery_limit
+
+
+def broker_cancelled(exc: BaseException) -> bool:
+    """True for a CancelledError that is not a cancellation of the running task: aiormq
+    cancels the pending futures of a connection that the broker closed (a restart, a forced
+    close), and those must be handled like a lost connection, not end the process."""
+    task = asyncio.current_task()
+    return isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling() == 0

@@ -15,6 +15,7 @@ from producers.settings import Settings, get_settings
 from socket_edge import routes_api, routes_health, routes_ws
 from socket_edge.edge import EdgeNode
 from socket_edge.limits import origin_regex
+from socket_edge.sinks import RawSendMiddleware
 
 
 class _QuietSocketLogs(logging.Filter):
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, node_id: str | None = None) -> 
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(RawSendMiddleware)
     app.include_router(routes_health.router)
     app.include_router(routes_api.router)
     if settings.websocket_enabled:

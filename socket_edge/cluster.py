@@ -199,5 +199,6 @@ def describe(connection: Any, node_id: str) -> dict[str, Any]:
         "connected_at": timestamp(connection.connected_at),
         "last_seen": timestamp(connection.last_seen),
         "rooms": connection.rooms,
+        "writer": connection.writer,
         "node_id": node_id,
     }

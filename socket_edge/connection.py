@@ -108,6 +108,11 @@ class Connection:
         self._streams[key] = Stream(high_water=high_water, held=[])
 
     @property
+    def writer(self) -> str:
+        """How frames reach the socket: ``transport`` (the fast path) or ``asgi``."""
+        return self._sink.kind
+
+    @property
     def held_frames(self) -> int:
         return sum(len(s.held) for s in self._streams.values() if s.held is not None)
 

@@ -49,6 +49,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # On SIGTERM: stop accepting, close every socket with 1012, exit within this.
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
         "backlog": 4096,
+        # With --workers, the supervisor restarts a worker that does not answer its health
+        # check in time; a worker busy accepting thousands of sockets on a shared core needs
+        # longer than the default 5 s, or it is killed with all its sockets.
+        "timeout_worker_healthcheck": 60,
     }
 
 

@@ -19,6 +19,7 @@ import contextlib
 import logging
 from typing import Any, Protocol
 
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.frames import Frame, Opcode
 
@@ -44,7 +45,25 @@ class OutFrame:
         return len(self.text)
 
 
+RAW_SEND_KEY = "notify.raw_send"
+
+
+class RawSendMiddleware:
+    """Keeps the server's own ``send`` of each WebSocket in its scope, before any layer of
+    the framework wraps it, so that ``TransportSink.fits`` can reach the server's protocol."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            scope[RAW_SEND_KEY] = send
+        await self.app(scope, receive, send)
+
+
 class Sink(Protocol):
+    kind: str
+
     def write(self, frame: OutFrame) -> bool:
         """Queue a frame without waiting; False if the client is too far behind."""
 
@@ -60,6 +79,8 @@ class Sink(Protocol):
 class TransportSink:
     """Writes pre-encoded frames straight to a uvicorn sans-I/O WebSocket's transport."""
 
+    kind = "transport"
+
     def __init__(self, protocol: Any, limit: int) -> None:
         self._protocol = protocol
         self._transport = protocol.transport
@@ -68,8 +89,11 @@ class TransportSink:
     @classmethod
     def fits(cls, websocket: WebSocket) -> Any | None:
         """The uvicorn protocol behind ``websocket``, if writing to it directly is safe:
-        a sans-I/O connection with no extension negotiated (no compression)."""
-        protocol = getattr(websocket._send, "__self__", None)
+        a sans-I/O connection with no extension negotiated (no compression). The server's own
+        ``send`` is found in the scope (see ``RawSendMiddleware``): the framework wraps the
+        one the endpoint gets."""
+        raw_send = websocket.scope.get(RAW_SEND_KEY, websocket._send)
+        protocol = getattr(raw_send, "__self__", None)
         conn = getattr(protocol, "conn", None)
         if protocol is None or conn is None or not hasattr(protocol, "writable"):
             return None
@@ -103,6 +127,8 @@ class TransportSink:
 
 class AsgiSink:
     """One writer task per socket, draining a queue bounded in bytes through ASGI ``send``."""
+
+    kind = "asgi"
 
     def __init__(self, websocket: WebSocket, limit: int) -> None:
         self._websocket = websocket

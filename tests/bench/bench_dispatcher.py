@@ -41,7 +41,7 @@ from producers import topology
 from producers.envelope import Envelope
 from producers.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, async_database_url
 from tests.support.processes import NotifyProcess
-from tests.support.services import _create_database, _drop_database, _own_vhost
+from tests.support.services import create_database, drop_database, own_vhost
 
 USERS = 1000
 BATCH = 200
@@ -234,8 +234,8 @@ class Figures:
 
 async def run(events: int, rate: float) -> Figures:
     db_base = async_database_url(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
-    with _own_vhost(os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)) as amqp_url:
-        database_url = await _create_database(db_base)
+    with own_vhost(os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)) as amqp_url:
+        database_url = await create_database(db_base)
         try:
             env = {"DATABASE_URL": database_url, "AMQP_URL": amqp_url, "LOG_LEVEL": "info"}
             bodies = [envelope(i).to_json() for i in range(events)]
@@ -247,7 +247,7 @@ async def run(events: int, rate: float) -> Figures:
             p50, p99 = await latency(env, rate, 10)
             return Figures(consume, copy, one, two, p50, p99)
         finally:
-            await _drop_database(database_url)
+            await drop_database(database_url)
 
 
 FILL = [
@@ -282,7 +282,7 @@ PLANS = {
 
 async def explain(notifications: int) -> None:
     db_base = async_database_url(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
-    database_url = await _create_database(db_base)
+    database_url = await create_database(db_base)
     try:
         conn = await pg_connect(database_url)
         try:
@@ -302,7 +302,7 @@ async def explain(notifications: int) -> None:
         finally:
             await conn.close()
     finally:
-        await _drop_database(database_url)
+        await drop_database(database_url)
 
 
 def _positional(sql: str, params: dict[str, Any]) -> tuple[str, list[Any]]:

@@ -51,7 +51,7 @@ from producers.service import NotificationService
 from producers.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, Settings, async_database_url
 from tests.bench.peers.pacing import paced, report, target
 from tests.support.processes import free_port
-from tests.support.services import _create_database, _drop_database, _own_vhost
+from tests.support.services import create_database, drop_database, own_vhost
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -708,8 +708,8 @@ async def run(sizes: Sizes, systems: list[str], rows: list[str], venv_python: st
     )
     tag = secrets.token_hex(3)
     db_base = async_database_url(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
-    with _own_vhost(os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)) as amqp_url:
-        database_url = await _create_database(db_base)
+    with own_vhost(os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)) as amqp_url:
+        database_url = await create_database(db_base)
         try:
             env = Env(amqp_url, database_url, secrets.token_hex(24), venv_python)
             for row in rows:
@@ -735,7 +735,7 @@ async def run(sizes: Sizes, systems: list[str], rows: list[str], venv_python: st
                     results.rows.setdefault(row, {})[name] = figures
         finally:
             await stop_all(list(Proc.started))
-            await _drop_database(database_url)
+            await drop_database(database_url)
     return results
 
 

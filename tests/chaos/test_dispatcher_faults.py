@@ -25,7 +25,7 @@ from producers import topology
 from producers.settings import Settings
 from tests.support.private_postgres import PrivatePostgres, private_postgres
 from tests.support.processes import NotifyProcess, start_dispatcher
-from tests.support.services import _create_database, _drop_database, _own_vhost
+from tests.support.services import create_database, drop_database, own_vhost
 
 pytestmark = pytest.mark.chaos
 
@@ -110,15 +110,15 @@ async def drained(events: aio_pika.abc.AbstractExchange, routed: Routed, user: s
 
 @pytest.fixture
 def vhost(settings: Settings) -> Iterator[str]:
-    with _own_vhost(settings.amqp_url) as amqp_url:
+    with own_vhost(settings.amqp_url) as amqp_url:
         yield amqp_url
 
 
 @pytest.fixture
 async def database(settings: Settings) -> AsyncIterator[str]:
-    url = await _create_database(settings.database_url)
+    url = await create_database(settings.database_url)
     yield url
-    await _drop_database(url)
+    await drop_database(url)
 
 
 async def test_sigkill_mid_stream_then_restart_stores_every_event_exactly_once(

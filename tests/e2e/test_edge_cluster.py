@@ -138,6 +138,8 @@ async def test_stats_and_connections_add_up_across_both_edges(
     assert connections["count"] == 2 and connections["online"] is True
     assert {c["node_id"] for c in connections["connections"]} == set(reports)
     assert all(c["device_type"] == "test" for c in connections["connections"])
+    # Frames go straight to each socket's transport, not through a writer task per socket.
+    assert all(c["writer"] == "transport" for c in connections["connections"])
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import aio_pika
 import pytest
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from producers import topology
 from producers.service import NotificationService
+from tests.support.dead_letters import take_dead_letter
 from tests.support.deliveries import watch_deliveries
 from tests.support.processes import NotifyProcess
 
@@ -103,20 +103,6 @@ async def _dead_letters(amqp: AbstractRobustConnection) -> aio_pika.abc.Abstract
     return queue
 
 
-async def _next_dead_letter(
-    queue: aio_pika.abc.AbstractQueue, message_id: str, timeout: float = 10.0
-) -> AbstractIncomingMessage:
-    async def find() -> AbstractIncomingMessage:
-        async with queue.iterator() as messages:
-            async for message in messages:
-                await message.ack()
-                if message.message_id == message_id:
-                    return message
-        raise AssertionError("dead-letter queue closed")
-
-    return await asyncio.wait_for(find(), timeout)
-
-
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
@@ -140,7 +126,7 @@ async def test_malformed_event_is_dead_lettered_and_the_queue_keeps_flowing(
         aio_pika.Message(body=body, message_id=message_id, content_type="application/json"),
         routing_key="booking_created",
     )
-    refused = await _next_dead_letter(dead_letters, message_id)
+    refused = await take_dead_letter(dead_letters, message_id)
     assert reason in str(refused.headers[topology.ERROR_HEADER])
     assert refused.headers[topology.ORIGINAL_KEY_HEADER] == "booking_created"
     assert refused.body == body

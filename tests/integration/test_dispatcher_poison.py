@@ -4,8 +4,6 @@ retried a bounded number of times, and ``notify dead-letters`` lists and replays
 
 from __future__ import annotations
 
-import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,13 +11,14 @@ from typing import Any
 import aio_pika
 import orjson
 import pytest
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from producers import topology
+from tests.support.cli import run_notify
+from tests.support.dead_letters import take_dead_letter
 from tests.support.deliveries import watch_deliveries
-from tests.support.processes import NOTIFY
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("dispatcher_process")]
 
@@ -70,34 +69,6 @@ async def events(amqp: AbstractRobustConnection) -> AsyncIterator[aio_pika.abc.A
     channel = await amqp.channel(publisher_confirms=True)
     yield await topology.declare_events_exchange(channel)
     await channel.close()
-
-
-async def take_dead_letter(queue: AbstractQueue, message_id: str) -> AbstractIncomingMessage:
-    """Consume the dead-letter queue until ``message_id`` arrives (acking what it reads)."""
-
-    async def find() -> AbstractIncomingMessage:
-        async with queue.iterator() as messages:
-            async for message in messages:
-                await message.ack()
-                if message.message_id == message_id:
-                    return message
-        raise AssertionError("dead-letter queue closed")
-
-    return await asyncio.wait_for(find(), WAIT)
-
-
-async def notify(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        NOTIFY,
-        *args,
-        env={**os.environ, **env},
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUT))
@@ -166,7 +137,7 @@ async def test_dead_letters_list_shows_them_and_replay_republishes_one(
     )
     await channel.close()
 
-    code, out, err = await notify("dead-letters", "list", "--limit", "10000", env=process_env)
+    code, out, err = await run_notify("dead-letters", "list", "--limit", "10000", env=process_env)
     assert code == 0, err
     listed = [orjson.loads(line) for line in out.splitlines()]
     assert {"id": event_id, "routing_key": "system_alert", "reason": "unknown type"}.items() <= (
@@ -174,10 +145,12 @@ async def test_dead_letters_list_shows_them_and_replay_republishes_one(
     )
 
     async with watch_deliveries(amqp, topology.user_key(user_id)) as deliveries:
-        code, out, err = await notify("dead-letters", "replay", "--id", event_id, env=process_env)
+        code, out, err = await run_notify(
+            "dead-letters", "replay", "--id", event_id, env=process_env
+        )
         assert code == 0, err
         assert out.split() == [event_id]
         await deliveries.wait_for(event_id)
 
-    code, out, _ = await notify("dead-letters", "replay", "--id", event_id, env=process_env)
+    code, out, _ = await run_notify("dead-letters", "replay", "--id", event_id, env=process_env)
     assert code == 1 and out == ""

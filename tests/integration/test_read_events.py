@@ -181,6 +181,7 @@ async def test_mark_all_read_up_to_a_seq_leaves_later_ones_unread(
     assert await unread_ids(engine, user_id) == {str(notes[2].event_id)}
 
 
+@pytest.mark.broadcasts
 async def test_mark_all_read_marks_broadcasts_too_and_a_second_one_marks_nothing(
     events: Events, amqp: AbstractRobustConnection, engine: AsyncEngine, user_id: str
 ) -> None:

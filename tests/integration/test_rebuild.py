@@ -1,12 +1,12 @@
-"""``notify rebuild`` and ``notify prune`` on the session's live database (a dispatcher is
-running): the projections rebuilt from the log equal the ones built live, receipts included,
-and a prune is replayed by a rebuild instead of being undone."""
+"""``notify rebuild`` and ``notify prune``: the projections rebuilt from the log equal the ones
+built by appending, receipts included, and a prune is replayed by a rebuild instead of being
+undone. They run on a database of this module's own: a checksum covers the whole database,
+and the session's edges keep writing delivery receipts into theirs."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,13 +14,35 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dispatcher.database import create_engine
 from dispatcher.rebuild import checksum
 from dispatcher.retention import prune
 from dispatcher.store import EventStore
 from producers.envelope import Envelope, ReadEvent
-from tests.support.processes import NOTIFY
+from producers.settings import Settings
+from tests.support.cli import run_notify
+from tests.support.services import create_database, drop_database
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("dispatcher_process")]
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def database_url(settings: Settings) -> AsyncIterator[str]:
+    url = await create_database(settings.database_url)
+    yield url
+    await drop_database(url)
+
+
+@pytest.fixture(scope="module")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def process_env(database_url: str, settings: Settings) -> dict[str, str]:
+    return {"DATABASE_URL": database_url, "AMQP_URL": settings.amqp_url}
 
 
 def note(**audience: Any) -> Envelope:
@@ -41,20 +63,6 @@ def read(user_id: str, **fields: Any) -> ReadEvent:
         {"event_id": uuid.uuid4(), "schema_version": 1, "event_type": kind, "user_id": user_id}
         | fields
     )
-
-
-async def notify(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        NOTIFY,
-        *args,
-        env={**os.environ, **env},
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def states(engine: AsyncEngine, *users: str) -> list[tuple[Any, ...]]:
@@ -87,7 +95,7 @@ async def seed(engine: AsyncEngine, alice: str, bob: str) -> dict[str, Envelope]
     return notes
 
 
-async def test_rebuild_on_a_live_database_gives_the_same_state_and_checksum(
+async def test_rebuild_gives_the_same_state_and_checksum(
     engine: AsyncEngine, process_env: dict[str, str], user_id: str
 ) -> None:
     alice, bob = f"{user_id}-a", f"{user_id}-b"
@@ -95,7 +103,7 @@ async def test_rebuild_on_a_live_database_gives_the_same_state_and_checksum(
     before, state = await checksum(engine), await states(engine, alice, bob)
     assert [s[3] is not None for s in state if s[0] == alice] == [True, False, False, True]
 
-    code, out, err = await notify("rebuild", env=process_env)
+    code, out, err = await run_notify("rebuild", env=process_env)
 
     assert code == 0, err
     assert f"checksum {before.digest}" in out.splitlines()
@@ -126,7 +134,7 @@ async def test_prune_removes_read_notifications_from_the_projections_never_from_
     assert after == logged + 1  # the prune itself, logged
 
     pruned = await checksum(engine)
-    code, _, err = await notify("rebuild", env=process_env)
+    code, _, err = await run_notify("rebuild", env=process_env)
     assert code == 0, err
     assert await checksum(engine) == pruned
 
@@ -134,8 +142,8 @@ async def test_prune_removes_read_notifications_from_the_projections_never_from_
 async def test_prune_command_takes_an_age_and_refuses_nonsense(
     process_env: dict[str, str],
 ) -> None:
-    code, out, err = await notify("prune", "--older-than", "90d", env=process_env)
+    code, out, err = await run_notify("prune", "--older-than", "90d", env=process_env)
     assert code == 0, err
     assert out.startswith("pruned ") and "logged as event" in out
-    code, _, err = await notify("prune", "--older-than", "soon", env=process_env)
+    code, _, err = await run_notify("prune", "--older-than", "soon", env=process_env)
     assert code == 2 and "use a positive count of d, h or m" in err

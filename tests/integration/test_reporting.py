@@ -19,7 +19,7 @@ from dispatcher.database import create_engine
 from dispatcher.store import EventStore
 from producers.envelope import Envelope, ReadEvent
 from producers.settings import Settings
-from tests.support.services import _create_database, _drop_database
+from tests.support.services import create_database, drop_database
 
 pytestmark = pytest.mark.integration
 
@@ -51,13 +51,13 @@ def read(user_id: str, *notes: Envelope) -> ReadEvent:
 
 @pytest.fixture
 async def report_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    url = await _create_database(settings.database_url)
+    url = await create_database(settings.database_url)
     engine = create_engine(url, pool_size=1)
     try:
         yield engine
     finally:
         await engine.dispose()
-        await _drop_database(url)
+        await drop_database(url)
 
 
 async def seed(engine: AsyncEngine) -> None:

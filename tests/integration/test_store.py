@@ -20,7 +20,8 @@ from dispatcher.store import EventStore
 from producers.envelope import Envelope
 from producers.settings import Settings
 
-pytestmark = pytest.mark.integration
+# Notes without a user are broadcasts, which every user of the session would see.
+pytestmark = [pytest.mark.integration, pytest.mark.broadcasts]
 
 
 def note(user_id: str | None = None, **fields: Any) -> Envelope:

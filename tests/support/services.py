@@ -103,7 +103,7 @@ def _rabbitmqctl(*args: str) -> bool:
 
 
 @contextlib.contextmanager
-def _own_vhost(amqp_url: str) -> Iterator[str]:
+def own_vhost(amqp_url: str) -> Iterator[str]:
     """A fresh vhost on a broker this machine administers; else the URL as given."""
     parts = urlsplit(amqp_url)
     local = parts.hostname in ("127.0.0.1", "localhost", "::1")
@@ -119,14 +119,14 @@ def _own_vhost(amqp_url: str) -> Iterator[str]:
         _rabbitmqctl("delete_vhost", vhost)
 
 
-async def _create_database(base_url: str) -> str:
+async def create_database(base_url: str) -> str:
     name = f"notify_test_{uuid.uuid4().hex[:8]}"
     url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
     await migrate(url)
     return url
 
 
-async def _drop_database(url: str) -> None:
+async def drop_database(url: str) -> None:
     parsed = make_url(url)
     conn = await asyncpg.connect(
         host=parsed.host,
@@ -157,9 +157,9 @@ def session_services(database_url: str | None, amqp_url: str | None) -> Iterator
                     "testcontainers: start the services, or point the variables at them"
                 )
             database_url, amqp_url = stack.enter_context(_containers())
-        session_amqp = stack.enter_context(_own_vhost(amqp_url))
-        session_db = asyncio.run(_create_database(database_url))
+        session_amqp = stack.enter_context(own_vhost(amqp_url))
+        session_db = asyncio.run(create_database(database_url))
         try:
             yield Services(database_url=session_db, amqp_url=session_amqp)
         finally:
-            asyncio.run(_drop_database(session_db))
+            asyncio.run(drop_database(session_db))

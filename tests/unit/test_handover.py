@@ -27,6 +27,8 @@ class FakeWebSocket:
 class RecordingSink:
     """Accepts ``room`` frames before it reports the client as too slow."""
 
+    kind = "recording"
+
     def __init__(self, room: int = 1_000) -> None:
         self.sent: list[str] = []
         self.room = room
