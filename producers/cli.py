@@ -275,9 +275,10 @@ def outbox_relay(
 def _register() -> None:
     # Each package contributes the commands of its own processes.
     from dispatcher.commands import COMMANDS as dispatcher_commands
+    from producers.chaos_command import chaos
     from socket_edge.commands import COMMANDS as edge_commands
 
-    for command in (*dispatcher_commands, *edge_commands):
+    for command in (*dispatcher_commands, *edge_commands, chaos):
         cli.add_command(command)
 
 

@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/notifications"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 SECRET_MIN_LENGTH = 32
-PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "your-secret-key", "dev", "test"}
+WELL_KNOWN_SECRETS = {"changeme", "change-me", "secret", "your-secret-key", "dev", "test"}
 
 
 class Settings(BaseSettings):
@@ -94,10 +94,10 @@ class Settings(BaseSettings):
 
     @field_validator("auth_jwt_secret")
     @classmethod
-    def _no_placeholder_secret(cls, value: str | None) -> str | None:
+    def _no_weak_secret(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if len(value) < SECRET_MIN_LENGTH or value.lower() in PLACEHOLDER_SECRETS:
+        if len(value) < SECRET_MIN_LENGTH or value.lower() in WELL_KNOWN_SECRETS:
             raise ValueError(
                 f"must be at least {SECRET_MIN_LENGTH} characters of random data, such as "
                 "the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
+from aio_pika.exceptions import AMQPError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher import database
@@ -154,7 +155,12 @@ class EdgeNode:
 
     async def _remove(self, key: str, connection: Connection) -> None:
         connection.registered.discard(key)
-        await self.registry.remove(key, connection)
+        try:
+            await self.registry.remove(key, connection)
+        except (AMQPError, ConnectionError, RuntimeError) as exc:
+            # The broker is away: the binding goes with the queue, or is restored without a
+            # member and its deliveries are dropped here. Cleanup goes on either way.
+            log.debug("could not unbind %s: %s", key, exc)
 
     async def relay(self, connection: Connection, room: str, data: dict[str, Any]) -> None:
         text = encode_frame(

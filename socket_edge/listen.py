@@ -1,7 +1,9 @@
 """``notify listen``: a WebSocket client that prints every frame and reconnects by itself.
 
 After a drop it reconnects with exponential backoff and jitter, asking for everything after
-the last seq it saw (``since``), so it neither misses nor repeats a notification.
+the last ``replay_complete.last_seq`` (``since``): that mark, unlike the seq of the last live
+frame, has nothing missing below it. What arrives again is recognised by its id and not
+printed twice.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -19,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 15.0
+REMEMBERED_IDS = 10_000
 
 
 def connect_url(base: str, user_id: str, since: int | None, token: str | None) -> str:
@@ -44,16 +48,22 @@ async def listen(
     seen = 0
     pause = BACKOFF_FIRST
     cursor = since
+    printed: OrderedDict[str, None] = OrderedDict()  # recent notification ids, bounded
     while True:
         try:
             async with connect(connect_url(base_url, user_id, cursor, token)) as ws:
                 pause = BACKOFF_FIRST
                 async for raw in ws:
-                    emit(raw if isinstance(raw, str) else raw.decode())
                     frame = orjson.loads(raw)
                     kind = frame.get("type")
                     if kind == "notification":
-                        cursor = max(cursor or 0, int(frame["seq"]))
+                        if frame["id"] in printed:
+                            continue
+                        printed[frame["id"]] = None
+                        if len(printed) > REMEMBERED_IDS:
+                            printed.popitem(last=False)
+                    emit(raw if isinstance(raw, str) else raw.decode())
+                    if kind == "notification":
                         seen += 1
                         if count is not None and seen >= count:
                             return seen

@@ -1,0 +1,80 @@
+"""``notify chaos``: the whole-pipeline chaos run and soak (docs/reliability.md).
+
+The harness lives with the tests (tests/chaos/harness), so this command runs from a source
+checkout only: the repository root is the folder above this package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+HARNESS = REPOSITORY / "tests" / "chaos" / "harness"
+
+
+@click.command("chaos")
+@click.option("--duration", default=300.0, show_default=True, help="seconds of traffic")
+@click.option("--clients", default=1000, show_default=True, help="websocket clients")
+@click.option("--rate", default=500.0, show_default=True, help="events published per second")
+@click.option("--seed", default=7, show_default=True, help="seed of the fault schedule and clients")
+@click.option("--no-faults", is_flag=True, help="inject no fault (a soak)")
+@click.option("--fault-every", default=20.0, show_default=True, help="seconds between faults")
+@click.option("--sample-every", default=10.0, show_default=True, help="seconds between RSS samples")
+@click.option(
+    "--cursor",
+    type=click.Choice(["seen", "mark"]),
+    default="seen",
+    show_default=True,
+    help="a client's `since`: the greatest seq it has seen, or the last replay_complete.last_seq",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="the JSON report [default: tests/chaos/results/chaos-<seed>.json]",
+)
+def chaos(
+    duration: float,
+    clients: int,
+    rate: float,
+    seed: int,
+    no_faults: bool,
+    fault_every: float,
+    sample_every: float,
+    cursor: str,
+    output: Path | None,
+) -> None:
+    """Run the pipeline on private services under load and faults, then account for every
+    notification; exit 1 on any loss, unexpected frame or order violation."""
+    if not HARNESS.is_dir():
+        raise click.ClickException(
+            "`notify chaos` runs from a source checkout: the harness (tests/chaos/harness) is "
+            f"not beside this installation ({REPOSITORY}); run it from a clone of the "
+            "repository installed with `pip install -e '.[dev]'`"
+        )
+    if str(REPOSITORY) not in sys.path:
+        sys.path.insert(0, str(REPOSITORY))
+    from tests.chaos.harness.runner import ChaosConfig, run_chaos, summary, write_json
+
+    config = ChaosConfig(
+        duration=duration,
+        clients=clients,
+        rate=rate,
+        seed=seed,
+        faults=not no_faults,
+        fault_every=fault_every,
+        sample_every=sample_every,
+        cursor_from_live=cursor == "seen",
+    )
+    name = f"soak-{seed}.json" if no_faults else f"chaos-{seed}-{cursor}.json"
+    path = output or REPOSITORY / "tests" / "chaos" / "results" / name
+    result = asyncio.run(run_chaos(config))
+    write_json(result, path)
+    click.echo(summary(result))
+    click.echo(f"report written to {path}")
+    if not result.passed:
+        sys.exit(1)
