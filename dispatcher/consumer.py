@@ -45,6 +45,15 @@ from producers.settings import Settings, redact
 
 log = logging.getLogger("notify.dispatcher")
 
+# What a publish, ack or nack raises when the broker connection is gone (aiormq cancels the
+# pending futures of a closed connection: see failures.broker_cancelled).
+BROKER_FAILURES = (
+    aio_pika.exceptions.AMQPError,
+    ConnectionError,
+    RuntimeError,
+    asyncio.CancelledError,
+)
+
 RETRY_FIRST = 0.5
 RETRY_MAX = 10.0
 
@@ -229,13 +238,7 @@ class Dispatcher:
         assert self._route_to is not None
         try:
             await self._route_to.publish(deliveries)
-        except (
-            aio_pika.exceptions.AMQPError,
-            ConnectionError,
-            RuntimeError,
-            TimeoutError,
-            asyncio.CancelledError,
-        ) as exc:
+        except (*BROKER_FAILURES, TimeoutError) as exc:
             if isinstance(exc, asyncio.CancelledError) and not broker_cancelled(exc):
                 raise
             log.warning(
@@ -258,12 +261,7 @@ class Dispatcher:
         requeued the messages) and only logged."""
         try:
             await outcome  # type: ignore[misc]
-        except (
-            aio_pika.exceptions.AMQPError,
-            ConnectionError,
-            RuntimeError,
-            asyncio.CancelledError,
-        ) as exc:
+        except BROKER_FAILURES as exc:
             if isinstance(exc, asyncio.CancelledError) and not broker_cancelled(exc):
                 raise
             log.warning("could not settle messages (%s); the broker will redeliver them", exc)

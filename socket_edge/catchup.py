@@ -37,7 +37,6 @@ CLOSE_SERVICE_RESTART = 1012
 class CatchUp:
     def __init__(self, node: EdgeNode) -> None:
         self.node = node
-        self.completed = 0
         self._lock = asyncio.Lock()
 
     async def after_reconnect(self) -> None:
@@ -52,7 +51,6 @@ class CatchUp:
             except Exception:
                 log.exception("catch-up failed; closing sockets so that clients replay")
                 await self._close_all()
-        self.completed += 1
 
     async def run(self, since: int) -> None:
         node = self.node

@@ -168,9 +168,6 @@ class Connection:
         if self.state is State.OPEN:
             await self._sink.write_paced(frame)
 
-    async def flushed(self) -> None:
-        await self._sink.flushed()
-
     def _overflow(self) -> None:
         if self._closing is not None:
             return

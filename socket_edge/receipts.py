@@ -28,7 +28,6 @@ class ReceiptRecorder:
         self._pending: set[tuple[str, int]] = set()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self.recorded = 0
 
     def add(self, users: Iterable[str], seq: int) -> None:
         self._pending.update((user, seq) for user in users)
@@ -56,7 +55,6 @@ class ReceiptRecorder:
             except Exception as exc:  # noqa: BLE001 - receipts must never take the edge down
                 log.warning("could not record %d delivery receipts: %s", len(batch), exc)
                 return
-            self.recorded += len(batch)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -70,9 +70,6 @@ class Sink(Protocol):
     async def write_paced(self, frame: OutFrame) -> None:
         """Queue a frame, waiting while the client's buffer is full."""
 
-    async def flushed(self) -> None:
-        """Wait until what was queued has been handed to the socket."""
-
     async def stop(self) -> None: ...
 
 
@@ -118,9 +115,6 @@ class TransportSink:
         if self._open():
             self._transport.write(frame.wire)
 
-    async def flushed(self) -> None:
-        await self._protocol.writable.wait()
-
     async def stop(self) -> None:
         return None
 
@@ -155,9 +149,6 @@ class AsgiSink:
         if self._queued > self._limit:
             self._room.clear()
 
-    async def flushed(self) -> None:
-        await self._queue.join()
-
     async def _write(self) -> None:
         try:
             while True:
@@ -166,7 +157,6 @@ class AsgiSink:
                 self._queued -= len(frame)
                 if self._queued <= self._limit:
                     self._room.set()
-                self._queue.task_done()
         except (WebSocketDisconnect, OSError, RuntimeError) as exc:
             log.debug("write to socket failed (%s)", exc)
 

@@ -42,9 +42,6 @@ class RecordingSink:
     async def write_paced(self, frame: OutFrame) -> None:
         self.sent.append(frame.text)
 
-    async def flushed(self) -> None:
-        return None
-
     async def stop(self) -> None:
         return None
 
