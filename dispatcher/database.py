@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import orjson
@@ -56,6 +57,20 @@ async def check(engine: AsyncEngine) -> None:
         raise unavailable(engine.url.render_as_string(hide_password=True), exc) from exc
 
 
+async def connect_to_server(database_url: str, timeout: float = CONNECT_TIMEOUT) -> Any:
+    """A plain asyncpg connection to the ``postgres`` database of the URL's server, for what
+    is done outside any one database (creating or dropping one)."""
+    url = make_url(database_url)
+    return await asyncpg.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        database="postgres",
+        timeout=timeout,
+    )
+
+
 async def create_database_if_missing(database_url: str) -> bool:
     """Create the database named in the URL (connecting to ``postgres``); True if created."""
     url = make_url(database_url)
@@ -63,14 +78,7 @@ async def create_database_if_missing(database_url: str) -> bool:
     if not name:
         raise DatabaseUnavailable(f"DATABASE_URL {redact(database_url)} names no database")
     try:
-        conn = await asyncpg.connect(
-            host=url.host,
-            port=url.port,
-            user=url.username,
-            password=url.password,
-            database="postgres",
-            timeout=CONNECT_TIMEOUT,
-        )
+        conn = await connect_to_server(database_url)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise unavailable(database_url, exc) from exc
     try:

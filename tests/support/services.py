@@ -25,7 +25,7 @@ import aio_pika
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from dispatcher.database import migrate
+from dispatcher.database import connect_to_server, migrate
 from producers.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, async_database_url
 
 PROBE_TIMEOUT = 5.0
@@ -38,16 +38,8 @@ class Services:
 
 
 async def _postgres_answers(url: str) -> bool:
-    parsed = make_url(url)
     try:
-        conn = await asyncpg.connect(
-            host=parsed.host,
-            port=parsed.port,
-            user=parsed.username,
-            password=parsed.password,
-            database="postgres",
-            timeout=PROBE_TIMEOUT,
-        )
+        conn = await connect_to_server(url, timeout=PROBE_TIMEOUT)
     except (OSError, asyncpg.PostgresError, TimeoutError):
         return False
     await conn.close()
@@ -128,13 +120,7 @@ async def create_database(base_url: str) -> str:
 
 async def drop_database(url: str) -> None:
     parsed = make_url(url)
-    conn = await asyncpg.connect(
-        host=parsed.host,
-        port=parsed.port,
-        user=parsed.username,
-        password=parsed.password,
-        database="postgres",
-    )
+    conn = await connect_to_server(url)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
     finally:
