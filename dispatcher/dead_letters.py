@@ -88,20 +88,17 @@ def refused(message: AbstractIncomingMessage, reason: str) -> aio_pika.Message:
     headers: dict[str, Any] = dict(message.headers or {})
     headers[topology.ERROR_HEADER] = reason[:REASON_MAX]
     headers[topology.ORIGINAL_KEY_HEADER] = message.routing_key or ""
-    return aio_pika.Message(
-        body=message.body,
-        headers=headers,
-        content_type=message.content_type,
-        message_id=message.message_id,
-        type=message.type,
-        app_id=message.app_id,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-    )
+    return _copy(message, headers)
 
 
 def replayed(message: AbstractIncomingMessage) -> aio_pika.Message:
     """The message as first published: failure headers removed."""
     headers = {k: v for k, v in (message.headers or {}).items() if k not in FAILURE_HEADERS}
+    return _copy(message, headers)
+
+
+def _copy(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+    """A persistent copy of ``message`` (body and properties) with these headers."""
     return aio_pika.Message(
         body=message.body,
         headers=headers,
