@@ -6,9 +6,11 @@ For each batch, in this order:
    (confirmed) and counts as handled;
 2. append the valid ones to the event log and apply them to the projections in one
    transaction;
-3. publish what that transaction produced to the delivery exchange: each new notification
-   under its audience's key, and a ``read`` sync under ``user.<id>`` for each read event,
-   each with its own log seq in ``x-notify-seq``;
+3. publish what that transaction produced to the delivery exchange, with publisher confirms:
+   each new notification under its audience's key, and a ``read`` sync under ``user.<id>``
+   for each read event, each with its own log seq in ``x-notify-seq``. Steps 2 and 3 hold the
+   routing lock, so that the deliveries of all dispatchers reach RabbitMQ in log order
+   (``dispatcher.store``, "Routing in log order");
 4. acknowledge the whole batch with one ``multiple`` ack.
 
 A message is acknowledged only after its transaction committed (invariant 2), so a crash at
@@ -66,6 +68,7 @@ class Counters:
     duplicates: int = 0
     dead_lettered: int = 0
     retried: int = 0
+    rerouted: int = 0
     batches: int = 0
 
 
@@ -90,7 +93,7 @@ class Dispatcher:
             queue = await topology.declare_dispatcher_queue(
                 consume_channel, self.settings.dispatcher_delivery_limit
             )
-            deliver_channel = await connection.channel(publisher_confirms=False)
+            deliver_channel = await connection.channel(publisher_confirms=True)
             await topology.declare_deliver_exchange(deliver_channel)
             self._route_to = DeliveryRoute(deliver_channel)
             dead_letter_channel = await connection.channel(publisher_confirms=True)
@@ -146,7 +149,7 @@ class Dispatcher:
         if refused:
             await asyncio.gather(*(self._dead_letter_one(m, reason) for m, reason in refused))
         try:
-            result = await self._store([e for _, e in valid])
+            await self._store([e for _, e in valid])
         except _Stopping:
             return  # unacknowledged: RabbitMQ gives them to the next consumer
         except Exception as exc:
@@ -157,7 +160,6 @@ class Dispatcher:
             for message, _ in refused:
                 await self._settle(message.ack())
             return
-        await self._route(result.applied.deliveries())
         await self._settle(batch[-1].ack(multiple=True))
 
     async def _store(self, events: Sequence[Event]) -> AppendResult:
@@ -166,7 +168,7 @@ class Dispatcher:
         failures = 0
         while True:
             try:
-                result = await self.store.append(events)
+                result = await self.store.append_and_route(events, self._route)
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -193,6 +195,7 @@ class Dispatcher:
                 )
             self.counters.stored += result.logged
             self.counters.duplicates += result.duplicates
+            self.counters.rerouted += result.rerouted
             return result
 
     async def _one_by_one(self, valid: Sequence[Parsed]) -> None:
@@ -201,7 +204,7 @@ class Dispatcher:
         on its last one it is dead-lettered here, with the reason."""
         for message, event in valid:
             try:
-                result = await self._store([event])
+                await self._store([event])
             except _Stopping:
                 return
             except Exception as exc:
@@ -209,7 +212,6 @@ class Dispatcher:
                     raise
                 await self._failed(message, event, exc)
                 continue
-            await self._route(result.applied.deliveries())
             await self._settle(message.ack())
 
     async def _failed(self, message: AbstractIncomingMessage, event: Event, exc: Exception) -> None:
@@ -231,10 +233,11 @@ class Dispatcher:
         )
         await self._settle(message.nack(requeue=True))
 
-    async def _route(self, deliveries: Sequence[Delivery]) -> None:
-        """Publish each delivery, in log order. The fast path may drop (nobody online, an
-        edge gone, the broker connection lost after the commit); Postgres and the replay make
-        up for it, so a failure here is logged and the batch is still acknowledged."""
+    async def _route(self, deliveries: Sequence[Delivery]) -> bool:
+        """Publish each delivery, in log order; True once RabbitMQ confirmed them all. A
+        failure (the broker connection lost after the commit) is logged and the batch is
+        still acknowledged: the next batch, of this dispatcher or another, publishes these
+        deliveries again first, and clients that reconnect meanwhile get them by replay."""
         assert self._route_to is not None
         try:
             await self._route_to.publish(deliveries)
@@ -242,13 +245,15 @@ class Dispatcher:
             if isinstance(exc, asyncio.CancelledError) and not broker_cancelled(exc):
                 raise
             log.warning(
-                "%d deliveries (seq %d..%d) not published (%s); clients get them from their "
-                "next replay",
+                "%d deliveries (seq %d..%d) not confirmed (%s); they are published again "
+                "before the next batch",
                 len(deliveries),
                 deliveries[0].seq,
                 deliveries[-1].seq,
                 one_line(exc),
             )
+            return False
+        return True
 
     async def _dead_letter_one(self, message: AbstractIncomingMessage, reason: str) -> None:
         assert self._dead_letter is not None

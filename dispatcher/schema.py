@@ -9,6 +9,9 @@ and the dispatcher, the edge and the reports all query these tables.
 - ``notification_recipients`` is the per-user state of personal and broadcast notifications
   (delivered_at, read_at). A personal notification gets its row when it is stored; a broadcast
   gets a row for a user only once that user's state for it changes.
+- ``notification_routing`` is one row: the log position up to which every event's deliveries
+  have been published and confirmed by RabbitMQ (``dispatcher.store``, "Routing in log
+  order").
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Index,
+    Integer,
     MetaData,
     Table,
     Text,
@@ -121,3 +125,13 @@ notification_recipients = Table(
     ),
     comment="Per-user delivery and read state of personal and broadcast notifications.",
 )  # fmt: skip
+
+notification_routing = Table(
+    "notification_routing",
+    metadata,
+    Column("id", Integer, primary_key=True, server_default=text("1")),
+    Column("routed_seq", BigInteger, nullable=False, server_default=text("0")),
+    Column("routed_at", Timestamp, nullable=False, server_default=func.now()),
+    CheckConstraint("id = 1", name="one_row"),
+    comment="One row: every event up to routed_seq has had its deliveries published.",
+)

@@ -15,6 +15,43 @@ from __future__ import annotations
 # Serialises appends from drawing a seq to committing; see dispatcher/store.py for why.
 APPEND_LOCK = "LOCK TABLE notification_events IN EXCLUSIVE MODE"
 
+# Serialises append-then-publish across dispatcher processes: a session-level advisory lock,
+# taken before the append and released once the batch's deliveries are confirmed, so that
+# deliveries reach RabbitMQ in log order (see dispatcher/store.py, "Routing in log order").
+ROUTING_LOCK_KEY = 0x6E6F7469666
+ROUTING_LOCK = f"SELECT pg_advisory_lock({ROUTING_LOCK_KEY})"
+ROUTING_UNLOCK = f"SELECT pg_advisory_unlock({ROUTING_LOCK_KEY})"
+
+# Where routing stands: the last seq whose deliveries were confirmed, and the log's end.
+ROUTING_STATE = """
+SELECT (SELECT routed_seq FROM notification_routing WHERE id = 1) AS routed_seq,
+       (SELECT coalesce(max(seq), 0) FROM notification_events) AS top
+"""
+
+
+def routed_and_unlock(seq: int) -> str:
+    """Record that every delivery up to ``seq`` is confirmed, commit, then release the routing
+    lock: one simple-query round trip, so no other dispatcher can take the lock and read the
+    mark before it is committed."""
+    return f"""
+BEGIN;
+INSERT INTO notification_routing (id, routed_seq) VALUES (1, {int(seq)})
+ON CONFLICT (id) DO UPDATE SET routed_seq = excluded.routed_seq, routed_at = now()
+    WHERE notification_routing.routed_seq < excluded.routed_seq;
+COMMIT;
+{ROUTING_UNLOCK};
+"""
+
+
+# $1 routed_seq, $2 top, $3 limit: events committed but never routed (their dispatcher died
+# or lost the broker between its commit and the confirms), oldest first.
+UNROUTED = """
+SELECT seq, event_type, payload, occurred_at FROM notification_events
+WHERE seq > $1 AND seq <= $2 AND event_type <> 'notification.pruned'
+ORDER BY seq
+LIMIT $3
+"""
+
 # $1 event_id[], $2 event_type[], $3 occurred_at[], $4 producer[], $5 payload[] (JSON text).
 INSERT_LOG = """
 INSERT INTO notification_events (event_id, event_type, occurred_at, producer, payload)

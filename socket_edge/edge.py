@@ -2,6 +2,11 @@
 
 A delivery from the broker is decoded once; its frame is encoded to wire bytes once and written
 to every local socket of its key. Nothing is re-encoded, and nothing waits, per socket.
+
+The dispatchers publish deliveries in log order, and a dispatcher that takes over publishes
+again what an earlier one committed without a confirm (``dispatcher.store``, "Routing in log
+order"); such a copy may have arrived already. The node remembers the seqs of its last
+``SEEN_WINDOW`` deliveries and drops a copy, so a socket never gets a live frame twice.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import logging
 import os
 import socket
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -37,6 +42,8 @@ from socket_edge.replay import ReplayReader
 from socket_edge.sinks import OutFrame
 
 log = logging.getLogger("notify.edge")
+
+SEEN_WINDOW = 65_536
 
 
 # An event the edge publishes on a client's behalf: a broadcast, or a read.
@@ -71,6 +78,8 @@ class EdgeNode:
         self.frames_sent = 0
         self.broadcasts = 0
         self.last_seq = 0
+        self.copies_dropped = 0
+        self._seen = RecentSeqs(SEEN_WINDOW)
 
     async def start(self) -> None:
         await database.check(self.engine)
@@ -95,6 +104,9 @@ class EdgeNode:
             self._relay_locally(key, frame, delivery.origin)
             return
         seq = delivery.seq
+        if not self._seen.add(seq):
+            self.copies_dropped += 1
+            return
         self.last_seq = max(self.last_seq, seq)
         if key == topology.BROADCAST_KEY:
             self.broadcasts += 1
@@ -209,3 +221,22 @@ class EdgeNode:
     @property
     def ready(self) -> bool:
         return self.broker.connected
+
+
+class RecentSeqs:
+    """The last ``size`` seqs added, for telling a copy from a new delivery."""
+
+    def __init__(self, size: int) -> None:
+        self._order: deque[int] = deque()
+        self._members: set[int] = set()
+        self._size = size
+
+    def add(self, seq: int) -> bool:
+        """Remember ``seq``; False if it is among the remembered ones already."""
+        if seq in self._members:
+            return False
+        self._order.append(seq)
+        self._members.add(seq)
+        if len(self._order) > self._size:
+            self._members.discard(self._order.popleft())
+        return True

@@ -1,9 +1,9 @@
 """``notify listen``: a WebSocket client that prints every frame and reconnects by itself.
 
 After a drop it reconnects with exponential backoff and jitter, asking for everything after
-the last ``replay_complete.last_seq`` (``since``): that mark, unlike the seq of the last live
-frame, has nothing missing below it. What arrives again is recognised by its id and not
-printed twice.
+the greatest seq it has seen (``since``: ``replay_complete.last_seq`` or a later notification's
+seq); a connection's notifications come in seq order with nothing missing below one received.
+What arrives again is recognised by its id and not printed twice.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ async def listen(
                             printed.popitem(last=False)
                     emit(raw if isinstance(raw, str) else raw.decode())
                     if kind == "notification":
+                        if "room" not in frame:  # a room's frames have a cursor of their own
+                            cursor = max(cursor or 0, int(frame["seq"]))
                         seen += 1
                         if count is not None and seen >= count:
                             return seen

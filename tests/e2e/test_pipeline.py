@@ -7,6 +7,8 @@ import asyncio
 import random
 import uuid
 
+import aio_pika
+import orjson
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
@@ -175,3 +177,29 @@ async def test_connecting_while_notifications_commit_gives_each_exactly_once(
             # and nothing more arrives after the last one
             await client.send({"action": "ping"})
             assert await client.recv() == {"type": "pong"}
+
+
+async def test_a_delivery_published_again_reaches_a_socket_once(
+    service: NotificationService,
+    amqp: AbstractRobustConnection,
+    edge_url: str,
+    user_id: str,
+) -> None:
+    """A dispatcher that takes over an unconfirmed batch publishes its deliveries again
+    (dispatcher/store.py, "Routing in log order"); the edge drops the copy."""
+    async with ws_client(edge_url, user_id) as client:
+        await service.notify_chat_read(user_id, "c1", "first")
+        first = await client.notification(timeout=LIVE_WITHIN)
+        channel = await amqp.channel()
+        deliver = await channel.get_exchange(topology.DELIVER_EXCHANGE)
+        copy = aio_pika.Message(
+            orjson.dumps(first),
+            content_type="application/json",
+            headers={topology.SEQ_HEADER: first["seq"]},
+        )
+        await deliver.publish(copy, routing_key=topology.user_key(user_id))
+        second_id = await service.notify_chat_read(user_id, "c1", "second")
+        second = await client.notification(timeout=LIVE_WITHIN)
+        assert second["id"] == str(second_id), "the copy of the first was sent again"
+        await client.nothing_more()
+        await channel.close()

@@ -1,0 +1,188 @@
+"""Routing in log order (dispatcher/store.py): deliveries are handed to the broker one batch
+at a time across dispatchers, in seq order, and what a batch committed without a confirmed
+publish is published again, first, by whoever routes next.
+
+These run on the real PostgreSQL, in a database of their own (the session's dispatcher would
+otherwise share the routing lock and the mark). The ``route`` callables stand in for the
+broker publish and record what they were given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dispatcher.database import create_engine
+from dispatcher.records import Delivery
+from dispatcher.store import EventStore
+from producers.envelope import Envelope, ReadEvent, ReadEventType
+from producers.settings import Settings
+from tests.support.services import create_database, drop_database
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def own_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    url = await create_database(settings.database_url)
+    engine = create_engine(url)
+    yield engine
+    await engine.dispose()
+    await drop_database(url)
+
+
+def note(user_id: str) -> Envelope:
+    return Envelope.model_validate(
+        {
+            "event_id": uuid.uuid4(),
+            "schema_version": 1,
+            "notification_type": "system_alert",
+            "title": "t",
+            "message": "m",
+            "user_id": user_id,
+        }
+    )
+
+
+async def routed_seq(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        sql = text("SELECT routed_seq FROM notification_routing")
+        return int((await conn.execute(sql)).scalar_one())
+
+
+class Broker:
+    """Records every batch handed to it, in the order the hand-overs happened."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Delivery]] = []
+
+    async def confirm(self, deliveries: Sequence[Delivery]) -> bool:
+        self.batches.append(list(deliveries))
+        return True
+
+    async def refuse(self, deliveries: Sequence[Delivery]) -> bool:
+        self.batches.append(list(deliveries))
+        return False
+
+    @property
+    def seqs(self) -> list[int]:
+        return [d.seq for batch in self.batches for d in batch]
+
+
+async def test_a_batch_without_confirms_is_published_again_before_the_next(
+    own_engine: AsyncEngine,
+) -> None:
+    store = EventStore(own_engine)
+    broker = Broker()
+    first = await store.append_and_route([note("u1"), note("u2")], broker.refuse)
+    seqs_first = [n.seq for n in first.applied.notifications]
+    assert await routed_seq(own_engine) == 0
+    second = await store.append_and_route([note("u1")], broker.confirm)
+    assert second.rerouted == 2
+    (seq_second,) = (n.seq for n in second.applied.notifications)
+    assert broker.batches[1] == [*broker.batches[0], *broker.batches[1][2:]]
+    assert [d.seq for d in broker.batches[1]] == [*seqs_first, seq_second]
+    assert await routed_seq(own_engine) == seq_second
+    third = await store.append_and_route([note("u3")], broker.confirm)
+    assert third.rerouted == 0  # confirmed once, never again
+
+
+async def test_a_read_sync_is_published_again_with_the_current_unread_count(
+    own_engine: AsyncEngine,
+) -> None:
+    store = EventStore(own_engine)
+    broker = Broker()
+    created = await store.append_and_route([note("reader"), note("reader")], broker.confirm)
+    first, _ = created.applied.notifications
+    read = ReadEvent(
+        event_id=uuid.uuid4(),
+        schema_version=1,
+        event_type=ReadEventType.READ,
+        user_id="reader",
+        ids=[first.event_id],
+    )
+    await store.append_and_route([read], broker.refuse)
+    again = await store.append_and_route([note("other")], broker.confirm)
+    assert again.rerouted == 1
+    sync = broker.batches[-1][0]
+    assert sync.routing_key == "user.reader"
+    assert b'"type":"read"' in sync.body and b'"unread_count":1' in sync.body
+    assert str(first.event_id).encode() in sync.body
+
+
+async def test_a_dispatcher_that_dies_holding_the_lock_leaves_its_batch_to_the_next(
+    own_engine: AsyncEngine,
+) -> None:
+    """The first append commits and then never finishes publishing (its task is cancelled,
+    as a process killed between commit and confirm): the second waits for the lock, then
+    publishes the first batch's deliveries before its own."""
+    store = EventStore(own_engine)
+    hung = asyncio.Event()
+    given: list[list[Delivery]] = []
+
+    async def hang(deliveries: Sequence[Delivery]) -> bool:
+        given.append(list(deliveries))
+        hung.set()
+        await asyncio.Event().wait()
+        return True
+
+    broker = Broker()
+    dying = asyncio.create_task(store.append_and_route([note("a"), note("b")], hang))
+    await hung.wait()
+    waiting = asyncio.create_task(store.append_and_route([note("a")], broker.confirm))
+    done, _ = await asyncio.wait({waiting}, timeout=0.5)
+    assert not done, "the second append routed while the first held the routing lock"
+    dying.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await dying
+    result = await waiting
+    assert result.rerouted == 2
+    assert broker.seqs == [*(d.seq for d in given[0]), *(d.seq for d in broker.batches[0][2:])]
+    assert broker.seqs == sorted(broker.seqs)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_concurrent_appenders_hand_deliveries_over_in_seq_order(
+    own_engine: AsyncEngine, seed: int
+) -> None:
+    """Three stores on separate pools append and route at once, each route taking a random
+    while (and one in five failing to confirm): the hand-overs, taken together, are in seq
+    order with every event present, and copies only of unconfirmed batches."""
+    rng = random.Random(seed)
+    handed: list[int] = []
+
+    async def route(deliveries: Sequence[Delivery]) -> bool:
+        # A publish takes a while; the broker has the messages once it is over.
+        await asyncio.sleep(rng.random() * 0.01)
+        handed.extend(d.seq for d in deliveries)
+        return rng.random() > 0.2
+
+    async def appender(count: int) -> list[int]:
+        engine = create_engine(own_engine.url.render_as_string(hide_password=False))
+        try:
+            store = EventStore(engine)
+            seqs: list[int] = []
+            for _ in range(count):
+                batch = [note(f"u{rng.randrange(5)}") for _ in range(rng.randrange(1, 6))]
+                result = await store.append_and_route(batch, route)
+                seqs.extend(n.seq for n in result.applied.notifications)
+            return seqs
+        finally:
+            await engine.dispose()
+
+    stored = await asyncio.gather(*(appender(30) for _ in range(3)))
+    every: set[int] = {seq for seqs in stored for seq in seqs}
+    firsts: list[int] = []
+    seen: set[int] = set()
+    for seq in handed:
+        if seq not in seen:
+            seen.add(seq)
+            firsts.append(seq)
+    assert every <= seen
+    assert firsts == sorted(firsts), "a delivery was handed over before an earlier seq"
