@@ -86,6 +86,7 @@ class Dispatcher:
         """Consume until ``stop`` is set, then finish the batch in hand and return."""
         name = f"notify-dispatcher {socket.gethostname()}:{os.getpid()}"
         await database.check(self.engine)  # fail fast on a wrong DATABASE_URL
+        await database.check_schema(self.engine)
         connection = await connect(self.settings.amqp_url, name)
         try:
             consume_channel = await connection.channel()

@@ -11,11 +11,13 @@ import asyncpg
 import orjson
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from producers.errors import DatabaseUnavailable
+from producers.errors import DatabaseNotMigrated, DatabaseUnavailable
 from producers.settings import redact
 
 CONNECT_TIMEOUT = 10.0
@@ -55,6 +57,29 @@ async def check(engine: AsyncEngine) -> None:
         raise
     except Exception as exc:
         raise unavailable(engine.url.render_as_string(hide_password=True), exc) from exc
+
+
+async def check_schema(engine: AsyncEngine) -> None:
+    """Raise DatabaseNotMigrated unless the database is at this code's newest migration: a
+    process started against an older schema would fail on every batch instead of once."""
+    head = head_revision()
+    try:
+        async with engine.connect() as conn:
+            found = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    except sa_exc.ProgrammingError:  # no alembic_version table: never migrated
+        found = None
+    if found != head:
+        where = redact(engine.url.render_as_string(hide_password=True))
+        raise DatabaseNotMigrated(
+            f"the database at {where} has schema revision {found or 'none'}, and this version "
+            f"needs {head}: run `notify migrate` first"
+        )
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config("postgresql://")).get_current_head()
+    assert head is not None
+    return head
 
 
 async def connect_to_server(database_url: str, timeout: float = CONNECT_TIMEOUT) -> Any:

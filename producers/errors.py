@@ -21,5 +21,9 @@ class DatabaseUnavailable(NotifyError):
     """PostgreSQL cannot be reached or refused the connection."""
 
 
+class DatabaseNotMigrated(NotifyError):
+    """The database's schema is not the one this version of the code was written for."""
+
+
 class PublishError(NotifyError):
     """The broker did not confirm a publish in time, or refused it."""

@@ -12,10 +12,10 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from producers.runner import setup_logging
 from producers.settings import Settings, get_settings
-from socket_edge import routes_api, routes_health, routes_ws
+from socket_edge import routes_api, routes_health
 from socket_edge.edge import EdgeNode
 from socket_edge.limits import origin_regex
-from socket_edge.sinks import RawSendMiddleware
+from socket_edge.routes_ws import SocketEndpoints
 
 
 class _QuietSocketLogs(logging.Filter):
@@ -59,9 +59,8 @@ def create_app(settings: Settings | None = None, node_id: str | None = None) -> 
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(RawSendMiddleware)
+    if settings.websocket_enabled:
+        app.add_middleware(SocketEndpoints)
     app.include_router(routes_health.router)
     app.include_router(routes_api.router)
-    if settings.websocket_enabled:
-        app.include_router(routes_ws.router)
     return app

@@ -48,6 +48,27 @@ class Stream:
 
 
 class Connection:
+    # One per socket, so no instance dict (docs/performance.md, memory per connection).
+    __slots__ = (
+        "_closing",
+        "_expiry",
+        "_hold_limit",
+        "_sink",
+        "_streams",
+        "app_version",
+        "close_code",
+        "connected_at",
+        "connection_id",
+        "device_type",
+        "last_seen",
+        "registered",
+        "remote_address",
+        "state",
+        "user_id",
+        "user_key",
+        "websocket",
+    )
+
     def __init__(
         self,
         websocket: WebSocket,

@@ -60,6 +60,7 @@ class FrameLimiter:
     socket. An episode ends after a second without refusals."""
 
     EPISODE_GAP = 1.0
+    __slots__ = ("bucket", "last_refusal", "strikes")
 
     def __init__(self, rate: float, now: float) -> None:
         self.bucket = TokenBucket.full(rate, 2 * rate, now)

@@ -4,17 +4,28 @@ A session: admit (origin, handshake rate, token: refused with an HTTP status and
 before accept) -> accept -> register and bind -> ``connection_established`` -> replay from one
 Postgres snapshot -> ``replay_complete`` -> live frames, while the client's frames are read,
 rate-limited and answered. Whatever ends it, cleanup runs in one ``finally``.
+
+The two paths are served by ``SocketEndpoints``, a plain ASGI layer in front of FastAPI's
+router rather than by router routes. A socket's session lives as long as the socket, and
+everything its call chain holds is held once per socket: the router's layers (exception
+wrappers, route matching, dependency solving and its exit stacks) cost about 12 KiB per idle
+socket, a third of the edge's memory per connection (docs/performance.md). Query parameters
+are checked here as the router would (a bad one closes the handshake with 1008, which the
+server answers with HTTP 403).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse
+from starlette.datastructures import QueryParams
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from producers.envelope import ID_PATTERN
 from socket_edge import frames
@@ -23,37 +34,96 @@ from socket_edge.connection import CLOSE_TRY_AGAIN_LATER, Connection
 from socket_edge.edge import EdgeNode
 from socket_edge.limits import FrameLimiter, origin_allowed
 from socket_edge.session import ClientSession
-from socket_edge.sinks import OutFrame
+from socket_edge.sinks import RAW_SEND_KEY, OutFrame
 
 log = logging.getLogger("notify.edge")
-router = APIRouter()
 
 CLOSE_POLICY = 1008
 CLOSE_SERVER_ERROR = 1011
 NORMAL_CLOSES = {1000, 1001, 1005}
 
-UserId = Annotated[str, Query(pattern=ID_PATTERN)]
-Since = Annotated[int | None, Query(ge=0)]
+CONNECT_PATH = "/ws/connect"
+NOTIFICATIONS_PREFIX = "/ws/notifications/"
+LABEL_MAX = 32  # device_type, app_version
+
+_ID = re.compile(ID_PATTERN)
 
 
-@router.websocket("/ws/connect")
-async def connect(
-    websocket: WebSocket,
-    user_id: UserId,
-    device_type: Annotated[str, Query(max_length=32)] = "unknown",
-    app_version: Annotated[str | None, Query(max_length=32)] = None,
-    since: Since = None,
-) -> None:
-    await run_session(websocket, user_id, device_type, app_version, since, bidirectional=True)
+class BadParameter(ValueError):
+    pass
 
 
-@router.websocket("/ws/notifications/{user_id}")
-async def notifications_only(
-    websocket: WebSocket,
-    user_id: Annotated[str, Path(pattern=ID_PATTERN)],
-    since: Since = None,
-) -> None:
-    await run_session(websocket, user_id, "unknown", None, since, bidirectional=False)
+@dataclass(frozen=True, slots=True)
+class SessionParams:
+    user_id: str
+    device_type: str
+    app_version: str | None
+    since: int | None
+    bidirectional: bool
+
+
+def session_params(path: str, query: QueryParams) -> SessionParams | None:
+    """The parameters of a handshake on one of the two paths; None for another path. Raises
+    ``BadParameter`` naming what is wrong."""
+    if path == CONNECT_PATH:
+        user_id = query.get("user_id")
+        if user_id is None:
+            raise BadParameter("user_id is required")
+        bidirectional = True
+        device_type = _label(query, "device_type") or "unknown"
+        app_version = _label(query, "app_version")
+    elif path.startswith(NOTIFICATIONS_PREFIX) and "/" not in path[len(NOTIFICATIONS_PREFIX) :]:
+        user_id = path[len(NOTIFICATIONS_PREFIX) :]  # ASGI's path is already decoded
+        bidirectional = False
+        device_type, app_version = "unknown", None
+    else:
+        return None
+    if not _ID.match(user_id):
+        raise BadParameter("user_id must be 1-128 of A-Z a-z 0-9 _ . : @ -")
+    since = query.get("since")
+    if since is not None:
+        if not since.isdigit():
+            raise BadParameter("since must be a seq: an integer >= 0")
+        return SessionParams(user_id, device_type, app_version, int(since), bidirectional)
+    return SessionParams(user_id, device_type, app_version, None, bidirectional)
+
+
+def _label(query: QueryParams, name: str) -> str | None:
+    value = query.get(name)
+    if value is not None and len(value) > LABEL_MAX:
+        raise BadParameter(f"{name} is longer than {LABEL_MAX} characters")
+    return value
+
+
+class SocketEndpoints:
+    """Serves ``/ws/connect`` and ``/ws/notifications/{user_id}`` in front of the app's
+    router, and keeps the server's own ``send`` in the scope for ``TransportSink``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        scope[RAW_SEND_KEY] = send
+        websocket = WebSocket(scope, receive, send)
+        try:
+            params = session_params(scope["path"], websocket.query_params)
+        except BadParameter as exc:
+            await websocket.close(CLOSE_POLICY, str(exc))
+            return
+        if params is None:
+            await self.app(scope, receive, send)
+            return
+        await run_session(
+            websocket,
+            params.user_id,
+            params.device_type,
+            params.app_version,
+            params.since,
+            bidirectional=params.bidirectional,
+        )
 
 
 def admit(edge: EdgeNode, websocket: WebSocket, user_id: str) -> tuple[Principal, str | None]:

@@ -18,14 +18,15 @@ GRACEFUL_SHUTDOWN = 10
 
 
 async def preflight(settings: Settings) -> None:
-    """Fail fast, with a readable error, if authentication is not configured or the broker or
-    the database cannot be reached."""
+    """Fail fast, with a readable error, if authentication is not configured, the broker or
+    the database cannot be reached, or the database is not migrated."""
     Authenticator(settings)
     connection = await connect(settings.amqp_url, "notify-edge preflight")
     await connection.close()
     engine = database.create_engine(settings.database_url, pool_size=1)
     try:
         await database.check(engine)
+        await database.check_schema(engine)
     finally:
         await engine.dispose()
 

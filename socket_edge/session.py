@@ -32,6 +32,8 @@ EDGE_PRODUCER = "socket-edge"
 
 
 class ClientSession:
+    __slots__ = ("bidirectional", "connection", "edge", "principal")
+
     def __init__(
         self, edge: EdgeNode, connection: Connection, principal: Principal, bidirectional: bool
     ) -> None:

@@ -19,7 +19,6 @@ import contextlib
 import logging
 from typing import Any, Protocol
 
-from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.frames import Frame, Opcode
 
@@ -48,19 +47,6 @@ class OutFrame:
 RAW_SEND_KEY = "notify.raw_send"
 
 
-class RawSendMiddleware:
-    """Keeps the server's own ``send`` of each WebSocket in its scope, before any layer of
-    the framework wraps it, so that ``TransportSink.fits`` can reach the server's protocol."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            scope[RAW_SEND_KEY] = send
-        await self.app(scope, receive, send)
-
-
 class Sink(Protocol):
     kind: str
 
@@ -77,6 +63,7 @@ class TransportSink:
     """Writes pre-encoded frames straight to a uvicorn sans-I/O WebSocket's transport."""
 
     kind = "transport"
+    __slots__ = ("_limit", "_protocol", "_transport")
 
     def __init__(self, protocol: Any, limit: int) -> None:
         self._protocol = protocol
@@ -87,7 +74,7 @@ class TransportSink:
     def fits(cls, websocket: WebSocket) -> Any | None:
         """The uvicorn protocol behind ``websocket``, if writing to it directly is safe:
         a sans-I/O connection with no extension negotiated (no compression). The server's own
-        ``send`` is found in the scope (see ``RawSendMiddleware``): the framework wraps the
+        ``send`` is found in the scope (see ``routes_ws.SocketEndpoints``): the framework wraps the
         one the endpoint gets."""
         raw_send = websocket.scope.get(RAW_SEND_KEY, websocket._send)
         protocol = getattr(raw_send, "__self__", None)

@@ -2,8 +2,7 @@
 clients, every fault kind once, on private services, then the checker's account.
 
 The seed is fixed (``CHAOS_SEED`` overrides it), so a failure can be run again as it was:
-``notify chaos --duration 60 --clients 200 --rate 100 --fault-every 8 --cursor mark
---seed <seed>``.
+``notify chaos --duration 60 --clients 200 --rate 100 --fault-every 8 --seed <seed>``.
 """
 
 from __future__ import annotations
@@ -19,12 +18,9 @@ from tests.chaos.harness.runner import ChaosConfig, run_chaos, summary, write_js
 pytestmark = pytest.mark.chaos
 
 SEED = int(os.environ.get("CHAOS_SEED", "7"))
-# Clients keep ``since`` at the last replay_complete.last_seq, as docs/websocket.md says: with
-# the greatest live seq instead, the run finds the known gap in live streams
-# (docs/reliability.md, known issues; tests/chaos/test_live_order.py).
-SHORT = ChaosConfig(
-    duration=60, clients=200, rate=100, seed=SEED, fault_every=8, cursor_from_live=False
-)
+# Clients keep the greatest seq they have seen as their ``since`` cursor (the default): that
+# finds any hole or reordering in a connection's live frames as a loss.
+SHORT = ChaosConfig(duration=60, clients=200, rate=100, seed=SEED, fault_every=8)
 
 
 async def test_short_chaos_run_loses_nothing_and_delivers_nothing_unexpected(
@@ -45,6 +41,4 @@ async def test_short_chaos_run_loses_nothing_and_delivers_nothing_unexpected(
     assert account.stored_more_than_once == 0, table
     assert account.lost == 0, table
     assert account.unexpected == 0, table
-    # The order of live frames is checked too (account.order_violations, part of ``passed``
-    # and of `notify chaos`'s exit status) but not asserted here: with two dispatchers it does
-    # not hold today. tests/chaos/test_live_order.py is the regression test for that bug.
+    assert account.order_violations == 0, table

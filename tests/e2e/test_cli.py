@@ -6,7 +6,9 @@ import signal
 import uuid
 
 import pytest
+from sqlalchemy.engine import make_url
 
+from dispatcher.database import connect_to_server
 from producers.settings import Settings
 from socket_edge.auth import Authenticator
 from tests.support.cli import run_notify
@@ -104,3 +106,22 @@ async def test_token_mints_what_the_edge_accepts(process_env: dict[str, str]) ->
     )
     assert principal.user_id == "alice" and principal.admin
     assert principal.rooms == ("tour_*", "agency_1")
+
+
+@pytest.mark.parametrize("command", [["dispatcher"], ["edge", "--port", "0"]])
+async def test_a_database_that_is_not_migrated_is_refused_at_start(
+    process_env: dict[str, str], command: list[str]
+) -> None:
+    name = f"notify_test_bare_{uuid.uuid4().hex[:8]}"
+    url = make_url(process_env["DATABASE_URL"]).set(database=name)
+    server = await connect_to_server(process_env["DATABASE_URL"])
+    try:
+        await server.execute(f'CREATE DATABASE "{name}"')
+        env = {**process_env, "DATABASE_URL": url.render_as_string(hide_password=False)}
+        code, _, err = await run_notify(*command, env=env)
+    finally:
+        await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await server.close()
+    assert code == 1
+    assert "schema revision none" in err and "run `notify migrate` first" in err
+    assert "Traceback" not in err
