@@ -49,9 +49,19 @@ class EdgeBroker:
         self._queue: AbstractQueue | None = None
 
     async def start(
-        self, on_delivery: OnDelivery, on_reconnect: Callable[[], Awaitable[None]]
+        self,
+        on_delivery: OnDelivery,
+        on_lost: Callable[[], None],
+        on_reconnect: Callable[[], Awaitable[None]],
     ) -> None:
         self.connection = await connect(self.amqp_url, f"notify-edge {self.node_id}")
+
+        def lost(*_: Any) -> None:
+            on_lost()
+
+        # Called as soon as the connection drops, before anything is restored: the queue is
+        # gone, and with it whatever is routed until it is declared and bound again.
+        self.connection.close_callbacks.add(lost)
         channel = await self.connection.channel()
         self._exchange = await topology.declare_deliver_exchange(channel)
         self._queue = await channel.declare_queue(self.queue_name, exclusive=True, auto_delete=True)

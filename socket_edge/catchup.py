@@ -1,12 +1,19 @@
 """Catching up after a broker blip (invariant 4b).
 
 When the edge's AMQP connection drops, its exclusive queue goes with it, and whatever the
-dispatchers route meanwhile is dropped by RabbitMQ for want of a queue. Once the robust
-channel has re-declared the queue, its bindings and its consumer, every local stream is put on
-hold, everything routed to this node's users, rooms and broadcasts after the last seq it had
-received is read from one Postgres snapshot and sent, and the streams are released above that
-snapshot's high-water mark: the same handover as a connect, so nothing is missed and nothing
-is sent twice.
+dispatchers route meanwhile is dropped by RabbitMQ for want of a queue. The moment the drop is
+seen, every live stream is put on hold (keeping its mark) and the last seq received is noted.
+The robust connection then re-declares the queue, re-binds its keys one by one and consumes
+again; frames that arrive meanwhile wait in the held streams, whichever keys are bound first.
+Once it is restored, everything routed to this node's users, rooms and broadcasts after the
+noted seq is read from one Postgres snapshot and added to the held streams, and each stream is
+released: its frames go out in seq order, each seq once (``Connection.release``). Nothing is
+missed, nothing is sent twice, and nothing lower comes after something higher. The seqs read
+are noted with the node, so that a dispatcher publishing them again later is ignored.
+
+Taking the mark at the drop matters: deliveries for the keys bound first can arrive before
+the restore is complete, and a mark taken then would lie above what the keys bound last
+missed.
 
 A gap too large to send (more than ``CATCH_UP_LIMIT`` notifications) closes the sockets with
 1012 instead: the clients reconnect and get the replay a new connection gets.
@@ -23,6 +30,7 @@ from sqlalchemy.engine import RowMapping
 from dispatcher.queries import HIGH_WATER, ROUTED_SINCE
 from dispatcher.records import StoredNotification, encode_frame, notification_frame
 from producers import topology
+from socket_edge.connection import Connection, Stream
 from socket_edge.sinks import OutFrame
 
 if TYPE_CHECKING:
@@ -38,12 +46,25 @@ class CatchUp:
     def __init__(self, node: EdgeNode) -> None:
         self.node = node
         self._lock = asyncio.Lock()
+        self._since: int | None = None  # the last seq received before the connection dropped
+        self._holding: list[tuple[Connection, str, Stream]] = []
+
+    def connection_lost(self) -> None:
+        """The broker connection dropped: note the mark and hold every live stream."""
+        node = self.node
+        if self._since is None:
+            self._since = node.last_seq
+        for connection in tuple(node.connections):
+            for key in connection.live_keys():
+                stream = connection.hold(key, keep_high_water=True)
+                self._holding.append((connection, key, stream))
 
     async def after_reconnect(self) -> None:
-        node = self.node
-        since = node.last_seq
-        log.warning("broker connection restored: catching up from seq %d", since)
         async with self._lock:
+            if self._since is None:  # the channel was reopened on a connection that stayed
+                self.connection_lost()
+            since = self._since if self._since is not None else self.node.last_seq
+            log.warning("broker connection restored: catching up from seq %d", since)
             try:
                 await self.run(since)
             except asyncio.CancelledError:
@@ -51,33 +72,42 @@ class CatchUp:
             except Exception:
                 log.exception("catch-up failed; closing sockets so that clients replay")
                 await self._close_all()
+            finally:
+                self._since = None
+                self._holding = []
 
     async def run(self, since: int) -> None:
         node = self.node
-        connections = tuple(node.connections)
-        streams = [(c, key) for c in connections for key in c.live_keys()]
-        for connection, key in streams:
-            connection.hold(key, keep_high_water=True)
         rows, high_water = await self._read(since)
         if len(rows) > CATCH_UP_LIMIT:
             log.warning("catch-up of %d notifications is too large; asking clients to replay",
                         len(rows))  # fmt: skip
             await self._close_all()
             return
+        connections = tuple(node.connections)
+        reached = 0
         for row in rows:
             notification = StoredNotification.from_row(row)
+            node.seen(notification.seq)
             frame = OutFrame(encode_frame(notification_frame(notification)))
             key = notification.delivery_key
             if key == topology.BROADCAST_KEY:
-                targets = connections
+                targets: tuple[Connection, ...] = connections
             else:
-                targets = tuple(c for c in node.registry.members(key) if c in connections)
-            node.fan_out(key, notification.seq, frame, targets, direct=True)
-        for connection, key in streams:
-            if connection.has_stream(key):
-                connection.release(key, high_water)
+                targets = tuple(node.registry.members(key))
+            # Only into held streams: the ones held at the drop, and the ones in a replay of
+            # their own (which keeps what its snapshot does not cover). A stream opened live
+            # since then asked for nothing older.
+            held = [c for c in targets if c.holding(c.user_key if key == topology.BROADCAST_KEY
+                                                    else key)]  # fmt: skip
+            node.fan_out(key, notification.seq, frame, held)
+            reached += len(held)
+        for connection, key, stream in self._holding:
+            if connection.holds(key, stream):
+                connection.release(key, stream.high_water)
         node.last_seq = max(node.last_seq, high_water)
-        log.info("caught up %d notifications for %d sockets", len(rows), len(connections))
+        log.info("caught up %d notifications (%d frames) for %d sockets",
+                 len(rows), reached, len(connections))  # fmt: skip
 
     async def _read(self, since: int) -> tuple[list[RowMapping], int]:
         node = self.node

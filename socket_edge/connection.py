@@ -5,8 +5,8 @@ A socket receives several streams, each named by its routing key: the user's own
 A stream is either HOLDING (a replay from Postgres is being sent: live frames are kept back)
 or LIVE. The replay's snapshot covers every seq up to its high-water mark, so a live frame is
 sent only if its seq is above the mark: whether it arrived during the replay (held, released at
-the handover) or after it (a notification committed before the snapshot whose live copy was
-still on its way). That is invariant 4, per stream.
+the handover, in seq order and each seq once) or after it (a notification committed before the
+snapshot whose live copy was still on its way). That is invariant 4, per stream.
 
 The connection itself is OPEN until it is CLOSED, once, by whoever ends it first.
 """
@@ -121,12 +121,21 @@ class Connection:
     def has_stream(self, key: str) -> bool:
         return key in self._streams
 
-    def hold(self, key: str, *, keep_high_water: bool = False) -> None:
+    def hold(self, key: str, *, keep_high_water: bool = False) -> Stream:
         """Put a stream in HOLDING: its live frames wait for ``release``. A new stream starts
         at high-water 0; an existing one may keep its mark (a catch-up after a broker blip)."""
         previous = self._streams.get(key)
         high_water = previous.high_water if previous is not None and keep_high_water else 0
-        self._streams[key] = Stream(high_water=high_water, held=[])
+        stream = self._streams[key] = Stream(high_water=high_water, held=[])
+        return stream
+
+    def holding(self, key: str) -> bool:
+        stream = self._streams.get(key)
+        return stream is not None and stream.held is not None
+
+    def holds(self, key: str, stream: Stream) -> bool:
+        """Whether ``stream`` (as ``hold`` returned it) is still this key's, and HOLDING."""
+        return self._streams.get(key) is stream and stream.held is not None
 
     @property
     def writer(self) -> str:
@@ -145,28 +154,32 @@ class Connection:
         self._streams[key] = Stream()
 
     def release(self, key: str, high_water: int) -> None:
-        """End the replay of a stream: send the held frames newer than its snapshot."""
+        """End the replay of a stream: send the held frames newer than its snapshot, in seq
+        order, each seq once (a catch-up adds frames read from Postgres to what arrived)."""
         stream = self._streams.get(key)
         if stream is None or stream.held is None:
             raise IllegalTransition(f"release of {key} expects a HOLDING stream")
         held, stream.held = stream.held, None
         stream.high_water = max(stream.high_water, high_water)
+        held.sort(key=_seq_of)
+        previous = None
         for seq, frame in held:
-            self.deliver(key, seq, frame)
+            if seq != previous:
+                self.deliver(key, seq, frame)
+            previous = seq
 
     def drop(self, key: str) -> None:
         self._streams.pop(key, None)
 
     # -- frames ----------------------------------------------------------------------------
 
-    def deliver(self, key: str, seq: int, frame: OutFrame, *, direct: bool = False) -> bool:
+    def deliver(self, key: str, seq: int, frame: OutFrame) -> bool:
         """A live frame of a stream, at its position ``seq`` in the log; True if it was sent
-        (or held to be sent), False if this socket does not take it. ``direct`` frames come
-        from Postgres while the stream is held, and go out at once."""
+        (or held to be sent), False if this socket does not take it."""
         stream = self._streams.get(key)
         if stream is None or self.state is State.CLOSED:
             return False
-        if stream.held is not None and not direct:
+        if stream.held is not None:
             if len(stream.held) >= self._hold_limit:
                 self._overflow()
                 return False
@@ -210,3 +223,7 @@ class Connection:
         # Already closed by the client or the server: nothing left to do.
         with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
             await self.websocket.close(code, reason)
+
+
+def _seq_of(item: tuple[int, OutFrame]) -> int:
+    return item[0]

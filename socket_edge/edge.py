@@ -83,7 +83,9 @@ class EdgeNode:
 
     async def start(self) -> None:
         await database.check(self.engine)
-        await self.broker.start(self.on_delivery, self.catch_up.after_reconnect)
+        await self.broker.start(
+            self.on_delivery, self.catch_up.connection_lost, self.catch_up.after_reconnect
+        )
         self.receipts.start()
         await self.cluster.start()
         log.info("edge node %s consuming %s", self.node_id, self.broker.queue_name)
@@ -104,8 +106,7 @@ class EdgeNode:
             self._relay_locally(key, frame, delivery.origin)
             return
         seq = delivery.seq
-        if not self._seen.add(seq):
-            self.copies_dropped += 1
+        if not self.seen(seq):
             return
         self.last_seq = max(self.last_seq, seq)
         if key == topology.BROADCAST_KEY:
@@ -121,18 +122,30 @@ class EdgeNode:
         seq: int,
         frame: OutFrame,
         targets: Iterable[Connection],
-        *,
-        direct: bool = False,
     ) -> None:
         broadcast = key == topology.BROADCAST_KEY
-        reached: set[str] = set()
-        for connection in targets:
-            stream = connection.user_key if broadcast else key
-            if connection.deliver(stream, seq, frame, direct=direct):
-                self.frames_sent += 1
-                reached.add(connection.user_id)
-        if reached and (broadcast or key.startswith("user.")):
-            self.receipts.add(reached, seq)
+        sent = 0
+        if broadcast or key.startswith("user."):
+            # Personal and broadcast notifications have per-user state: note who got it.
+            reached: set[str] = set()
+            for connection in targets:
+                stream = connection.user_key if broadcast else key
+                if connection.deliver(stream, seq, frame):
+                    sent += 1
+                    reached.add(connection.user_id)
+            if reached:
+                self.receipts.add(reached, seq)
+        else:
+            for connection in targets:
+                sent += connection.deliver(key, seq, frame)
+        self.frames_sent += sent
+
+    def seen(self, seq: int) -> bool:
+        """Note a seq delivered to this node; False (and counted) if it was already."""
+        if self._seen.add(seq):
+            return True
+        self.copies_dropped += 1
+        return False
 
     def _relay_locally(self, key: str, frame: OutFrame, origin: str | None) -> None:
         for connection in tuple(self.registry.members(key)):

@@ -1,7 +1,7 @@
 """Dispatcher benchmark (not collected by pytest): events/s from the broker queue through
 PostgreSQL to the delivery exchange, beside the two ceilings it sits on, in one run.
 
-    python -m tests.bench.bench_dispatcher run [--events 20000]
+    python -m tests.bench.bench_dispatcher run [--events 20000] [--rate 1000] [--waits 10,1]
     python -m tests.bench.bench_dispatcher explain [--notifications 10000000]
 
 ``run`` works in a private RabbitMQ vhost and a private database (both removed at the end):
@@ -9,7 +9,8 @@ PostgreSQL to the delivery exchange, beside the two ceilings it sits on, in one 
 2. a bare COPY writes the same rows (log, notifications, recipients) in batches;
 3. ``notify dispatcher`` drains the pre-filled queue, with one and then two processes;
 4. a steady stream at a fixed rate measures publish -> commit latency with one process
-   (the commit time is when the delivery, published after the commit, reaches a listener).
+   (the commit time is when the delivery, published after the commit, reaches a listener),
+   once per batch wait given (``DISPATCHER_BATCH_WAIT_MS``).
 
 ``explain`` fills a private database with synthetic notifications and prints the plans of
 the read side's queries (docs/event-store.md).
@@ -228,11 +229,10 @@ class Figures:
     copy: float
     one: float
     two: float
-    p50: float
-    p99: float
+    latency: dict[float, tuple[float, float]]  # batch wait (ms) -> p50, p99 (ms)
 
 
-async def run(events: int, rate: float) -> Figures:
+async def run(events: int, rate: float, waits: list[float]) -> Figures:
     db_base = async_database_url(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
     with own_vhost(os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)) as amqp_url:
         database_url = await create_database(db_base)
@@ -244,8 +244,11 @@ async def run(events: int, rate: float) -> Figures:
             copy = await bare_copy(database_url, [envelope(i) for i in range(events)])
             one = await drain(env, 1, [envelope(i).to_json() for i in range(events)])
             two = await drain(env, 2, [envelope(i).to_json() for i in range(events)])
-            p50, p99 = await latency(env, rate, 10)
-            return Figures(consume, copy, one, two, p50, p99)
+            latencies = {}
+            for wait in waits:
+                wait_env = {**env, "DISPATCHER_BATCH_WAIT_MS": str(wait)}
+                latencies[wait] = await latency(wait_env, rate, 10)
+            return Figures(consume, copy, one, two, latencies)
         finally:
             await drop_database(database_url)
 
@@ -325,18 +328,25 @@ def main() -> None:
     bench = commands.add_parser("run")
     bench.add_argument("--events", type=int, default=20_000)
     bench.add_argument("--rate", type=float, default=2_000, help="events/s of the latency run")
+    bench.add_argument(
+        "--waits", default="10", help="batch waits (ms) of the latency runs, comma-separated"
+    )
     fill = commands.add_parser("explain")
     fill.add_argument("--notifications", type=int, default=10_000_000)
     args = parser.parse_args()
     if args.command == "explain":
         asyncio.run(explain(args.notifications))
         return
-    f = asyncio.run(run(args.events, args.rate))
+    f = asyncio.run(run(args.events, args.rate, [float(w) for w in args.waits.split(",")]))
     print(f"bare aio-pika consume+ack : {f.consume:8.0f} events/s")
     print(f"bare COPY of the same rows: {f.copy:8.0f} events/s")
     print(f"dispatcher, 1 process     : {f.one:8.0f} events/s")
     print(f"dispatcher, 2 processes   : {f.two:8.0f} events/s")
-    print(f"publish -> commit at {args.rate:.0f}/s: p50 {f.p50:.1f} ms, p99 {f.p99:.1f} ms")
+    for wait, (p50, p99) in f.latency.items():
+        print(
+            f"publish -> commit at {args.rate:.0f}/s, batch wait {wait:g} ms: "
+            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+        )
 
 
 if __name__ == "__main__":

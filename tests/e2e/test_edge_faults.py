@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import signal
 import uuid
@@ -168,3 +169,60 @@ async def test_a_broker_blip_is_invisible_to_connected_clients(
             await client.nothing_more()
     finally:
         await edge.stop()
+
+
+async def test_after_a_broker_blip_keys_restored_last_miss_nothing_and_stay_in_order(
+    service: NotificationService,
+    amqp: AbstractRobustConnection,
+    process_env: dict[str, str],
+    user_id: str,
+) -> None:
+    """Regression test for a loss the chaos run found: the robust connection re-binds the
+    edge's keys one by one, and deliveries for the keys bound first arrived before the
+    catch-up had taken its mark, so a room bound last lost what was routed before its
+    binding came back, and frames arrived before the gap's. Here the user key is bound first
+    and the room after 300 others, and notifications to both flow while the keys come back."""
+    room = f"late-{uuid.uuid4().hex[:8]}"
+    edge, port = await start_edge({**process_env, "WEBSOCKET_MAX_ROOMS": "400"})
+    try:
+        node_line = await edge.wait_for_line("edge node")
+        node_id = node_line.split("edge node ", 1)[1].split()[0]
+        async with ws_client(f"ws://127.0.0.1:{port}", user_id) as client:
+            for i in range(300):
+                await client.subscribe(f"filler-{room}-{i}")
+            await client.subscribe(room)
+            keys = (topology.user_key(user_id), topology.room_key(room))
+            sent: list[str] = []
+            async with watch_deliveries(amqp, *keys) as deliveries:
+
+                async def publish(count: int) -> None:
+                    for i in range(count):
+                        to = {"room": room} if (len(sent) + i) % 2 else {"user_id": user_id}
+                        data = {"conversation_id": "c", "sender_id": "s", "preview": str(i)}
+                        sent.append(str(await service.notify("chat_message", **to, data=data)))
+
+                await publish(2)  # and the publisher is connected before the block
+                async with broker_admin.no_new_connections(process_env["AMQP_URL"]):
+                    assert await broker_admin.close_connections_named(f"notify-edge {node_id}")
+                    await publish(10)  # routed to no queue of this edge
+                # While the edge reconnects and re-binds, notifications keep coming.
+                caught_up = asyncio.create_task(edge.wait_for_line("caught up"))
+                while not caught_up.done():
+                    await publish(2)
+                await caught_up
+                await publish(10)
+                await deliveries.wait_for(uuid.UUID(sent[-1]))
+            frames: list[dict[str, object]] = []
+            with contextlib.suppress(TimeoutError):
+                while len(frames) < len(sent):
+                    frames.append(await client.notification())
+            if len(frames) == len(sent):
+                await client.nothing_more()
+    finally:
+        await edge.stop()
+    missing = set(sent) - {str(f["id"]) for f in frames}
+    assert not missing, f"{len(missing)} of {len(sent)} never arrived"
+    assert sorted(str(f["id"]) for f in frames) == sorted(sent), "sent twice"
+    for stream in (None, room):
+        seqs = [int(str(f["seq"])) for f in frames if f.get("room") == stream]
+        assert seqs == sorted(seqs), f"out of order on {stream or 'the user stream'}: {seqs}"

@@ -90,16 +90,27 @@ def test_streams_are_independent() -> None:
     assert sink.sent == ["room-3", "user-9"]
 
 
-def test_a_catch_up_keeps_the_streams_mark_and_sends_direct_frames_at_once() -> None:
+def test_a_catch_up_releases_what_arrived_and_what_it_read_in_seq_order_once() -> None:
     conn, sink, _ = connection()
     conn.open_live(USER)
     conn.deliver(USER, 2, f("live-2"))
-    conn.hold(USER, keep_high_water=True)
+    stream = conn.hold(USER, keep_high_water=True)  # the broker connection dropped
     conn.deliver(USER, 6, f("live-6"))  # arrived after the broker came back: held
-    conn.deliver(USER, 3, f("gap-3"), direct=True)  # read from Postgres
-    conn.deliver(USER, 5, f("gap-5"), direct=True)
-    conn.release(USER, high_water=5)
-    assert sink.sent == ["live-2", "gap-3", "gap-5", "live-6"]
+    conn.deliver(USER, 5, f("live-5"))
+    conn.deliver(USER, 3, f("gap-3"))  # read from Postgres by the catch-up
+    conn.deliver(USER, 5, f("gap-5"))  # read too, and arrived live as well
+    assert conn.holds(USER, stream)
+    conn.release(USER, stream.high_water)
+    assert sink.sent == ["live-2", "gap-3", "live-5", "live-6"]
+
+
+def test_a_catch_up_does_not_release_a_stream_held_again_by_someone_else() -> None:
+    conn, _, _ = connection()
+    conn.open_live(ROOM)
+    stream = conn.hold(ROOM, keep_high_water=True)
+    conn.drop(ROOM)  # unsubscribed, then subscribed again with a replay of its own
+    conn.hold(ROOM)
+    assert not conn.holds(ROOM, stream) and conn.holding(ROOM)
 
 
 def test_release_without_hold_is_an_illegal_transition() -> None:
