@@ -13,7 +13,11 @@ are noted with the node, so that a dispatcher publishing them again later is ign
 
 Taking the mark at the drop matters: deliveries for the keys bound first can arrive before
 the restore is complete, and a mark taken then would lie above what the keys bound last
-missed.
+missed. For the same reason a stream whose own replay (a connect, a subscribe) ends while a
+catch-up is pending is not released: its snapshot may predate frames lost in the gap, so it
+stays held, above its snapshot's mark, until the catch-up releases it (``release``); a room
+joined without ``since`` meanwhile is held from the drop's mark (``open_live``). A drop during
+the catch-up itself leaves everything held for the next one.
 
 A gap too large to send (more than ``CATCH_UP_LIMIT`` notifications) closes the sockets with
 1012 instead: the clients reconnect and get the replay a new connection gets.
@@ -48,10 +52,38 @@ class CatchUp:
         self._lock = asyncio.Lock()
         self._since: int | None = None  # the last seq received before the connection dropped
         self._holding: list[tuple[Connection, str, Stream]] = []
+        self._drops = 0
+
+    @property
+    def pending(self) -> bool:
+        """The broker connection dropped, and what it missed is not caught up yet."""
+        return self._since is not None
+
+    def release(self, connection: Connection, key: str, high_water: int) -> None:
+        """End a replay's hold on a stream: at once, or, while a catch-up is pending, by the
+        catch-up, above the replay's mark."""
+        if not connection.holding(key):  # closed, or left the room, meanwhile
+            return
+        if self._since is None:
+            connection.release(key, high_water)
+            return
+        stream = connection.keep_held(key, high_water)
+        self._holding.append((connection, key, stream))
+
+    def open_live(self, connection: Connection, key: str) -> None:
+        """Start a stream with no replay: live at once, or, while a catch-up is pending, held
+        from the drop's mark until the catch-up releases it."""
+        if self._since is None:
+            connection.open_live(key)
+            return
+        stream = connection.hold(key)
+        stream.high_water = self._since
+        self._holding.append((connection, key, stream))
 
     def connection_lost(self) -> None:
         """The broker connection dropped: note the mark and hold every live stream."""
         node = self.node
+        self._drops += 1
         if self._since is None:
             self._since = node.last_seq
         for connection in tuple(node.connections):
@@ -65,20 +97,24 @@ class CatchUp:
                 self.connection_lost()
             since = self._since if self._since is not None else self.node.last_seq
             log.warning("broker connection restored: catching up from seq %d", since)
+            drops = self._drops
             try:
-                await self.run(since)
+                rows, high_water = await self._read(since)
+                if self._drops != drops:
+                    log.warning("broker connection lost again during the catch-up; holding the "
+                                "streams until it is back")  # fmt: skip
+                    return
+                await self.run(rows, high_water)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("catch-up failed; closing sockets so that clients replay")
                 await self._close_all()
-            finally:
-                self._since = None
-                self._holding = []
+            self._since = None
+            self._holding = []
 
-    async def run(self, since: int) -> None:
+    async def run(self, rows: list[RowMapping], high_water: int) -> None:
         node = self.node
-        rows, high_water = await self._read(since)
         if len(rows) > CATCH_UP_LIMIT:
             log.warning("catch-up of %d notifications is too large; asking clients to replay",
                         len(rows))  # fmt: skip
@@ -95,9 +131,8 @@ class CatchUp:
                 targets: tuple[Connection, ...] = connections
             else:
                 targets = tuple(node.registry.members(key))
-            # Only into held streams: the ones held at the drop, and the ones in a replay of
-            # their own (which keeps what its snapshot does not cover). A stream opened live
-            # since then asked for nothing older.
+            # Into held streams: every stream is held from the drop until the catch-up (or its
+            # own replay, which drops what its snapshot covers) releases it.
             held = [c for c in targets if c.holding(c.user_key if key == topology.BROADCAST_KEY
                                                     else key)]  # fmt: skip
             node.fan_out(key, notification.seq, frame, held)

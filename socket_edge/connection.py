@@ -129,6 +129,14 @@ class Connection:
         stream = self._streams[key] = Stream(high_water=high_water, held=[])
         return stream
 
+    def keep_held(self, key: str, high_water: int) -> Stream:
+        """Raise a HOLDING stream's mark without releasing it (someone else will)."""
+        stream = self._streams.get(key)
+        if stream is None or stream.held is None:
+            raise IllegalTransition(f"keep_held of {key} expects a HOLDING stream")
+        stream.high_water = max(stream.high_water, high_water)
+        return stream
+
     def holding(self, key: str) -> bool:
         stream = self._streams.get(key)
         return stream is not None and stream.held is not None

@@ -211,7 +211,7 @@ async def replay_then_go_live(edge: EdgeNode, connection: Connection, since: int
             )
         )
     )
-    connection.release(key, replay.high_water)
+    edge.catch_up.release(connection, key, replay.high_water)
     for seq in replay.seqs:
         edge.receipts.add((connection.user_id,), seq)
 

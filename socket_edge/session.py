@@ -92,7 +92,7 @@ class ClientSession:
             self.refuse("too_many_rooms", f"a socket may join at most {self.max_rooms} rooms")
             return
         if action.since is None:
-            connection.open_live(key)
+            self.edge.catch_up.open_live(connection, key)
             await self.edge.join(connection, room)
             connection.send(OutFrame(frames.subscribed(room, 0, None)))
             return
@@ -104,8 +104,8 @@ class ClientSession:
         await connection.send_paced(
             OutFrame(frames.subscribed(room, replay.count, replay.high_water, replay.truncated))
         )
-        if connection.has_stream(key):
-            connection.release(key, replay.high_water)
+        if connection.holding(key):
+            self.edge.catch_up.release(connection, key, replay.high_water)
 
     @property
     def max_rooms(self) -> int:

@@ -226,3 +226,48 @@ async def test_after_a_broker_blip_keys_restored_last_miss_nothing_and_stay_in_o
     for stream in (None, room):
         seqs = [int(str(f["seq"])) for f in frames if f.get("room") == stream]
         assert seqs == sorted(seqs), f"out of order on {stream or 'the user stream'}: {seqs}"
+
+
+async def test_a_replay_that_ends_during_a_broker_blip_is_caught_up_too(
+    service: NotificationService,
+    amqp: AbstractRobustConnection,
+    process_env: dict[str, str],
+    user_id: str,
+) -> None:
+    """Regression test for a loss the chaos run found: a room replayed (``subscribe`` with
+    ``since``) while the edge's broker connection was down went live at its snapshot, and
+    what was committed after that snapshot, in the gap, was caught up for the other streams
+    but not for it."""
+    room = f"gap-{uuid.uuid4().hex[:8]}"
+    edge, port = await start_edge(process_env)
+
+    async def to_room(text: str) -> str:
+        data = {"conversation_id": "c", "sender_id": "s", "preview": text}
+        return str(await service.notify("chat_message", room=room, data=data))
+
+    try:
+        node_line = await edge.wait_for_line("edge node")
+        node_id = node_line.split("edge node ", 1)[1].split()[0]
+        async with ws_client(f"ws://127.0.0.1:{port}", user_id) as client:
+            await client.subscribe(room)
+            await to_room("before")
+            before = await client.notification()
+            async with watch_deliveries(amqp, topology.room_key(room)) as deliveries:
+                async with broker_admin.no_new_connections(process_env["AMQP_URL"]):
+                    assert await broker_admin.close_connections_named(f"notify-edge {node_id}")
+                    in_replay = [await to_room("a"), await to_room("b")]
+                    await deliveries.wait_for(uuid.UUID(in_replay[-1]))
+                    replayed, _ = await client.subscribe(room, since=int(before["seq"]))
+                    assert [f["id"] for f in replayed] == in_replay
+                    after_replay = await to_room("c")  # committed after the room's snapshot
+                    await deliveries.wait_for(uuid.UUID(after_replay))
+                await edge.wait_for_line("caught up")
+                live = await to_room("d")
+            got = []
+            with contextlib.suppress(TimeoutError):
+                for _ in range(2):
+                    got.append(str((await client.notification())["id"]))
+            assert got == [after_replay, live], "the gap after the room's snapshot was lost"
+            await client.nothing_more()
+    finally:
+        await edge.stop()
