@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from producers.runner import setup_logging
 from producers.settings import Settings, get_settings
@@ -34,7 +35,9 @@ class _QuietSocketLogs(logging.Filter):
 _QUIET = _QuietSocketLogs()
 
 
-def create_app(settings: Settings | None = None, node_id: str | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, node_id: str | None = None) -> ASGIApp:
+    """The edge's ASGI application: FastAPI for the REST API and the health checks, with the
+    WebSocket paths served in front of it (``routes_ws.SocketEndpoints``)."""
     settings = settings or get_settings()
     if not logging.getLogger().handlers:  # a worker process of `notify edge --workers N`
         setup_logging(os.environ.get("LOG_LEVEL", "info"))
@@ -59,8 +62,8 @@ def create_app(settings: Settings | None = None, node_id: str | None = None) -> 
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    if settings.websocket_enabled:
-        app.add_middleware(SocketEndpoints)
     app.include_router(routes_health.router)
     app.include_router(routes_api.router)
+    if settings.websocket_enabled:
+        return SocketEndpoints(app)
     return app

@@ -5,28 +5,32 @@ before accept) -> accept -> register and bind -> ``connection_established`` -> r
 Postgres snapshot -> ``replay_complete`` -> live frames, while the client's frames are read,
 rate-limited and answered. Whatever ends it, cleanup runs in one ``finally``.
 
-The two paths are served by ``SocketEndpoints``, a plain ASGI layer in front of FastAPI's
-router rather than by router routes. A socket's session lives as long as the socket, and
-everything its call chain holds is held once per socket: the router's layers (exception
-wrappers, route matching, dependency solving and its exit stacks) cost about 12 KiB per idle
-socket, a third of the edge's memory per connection (docs/performance.md). Query parameters
+The two paths are served by ``SocketEndpoints``, a plain ASGI layer in front of the FastAPI
+application rather than by router routes. A socket's session lives as long as the socket, and
+everything its call chain holds is held once per socket: FastAPI's and Starlette's layers
+(telemetry and error middleware, exception wrappers, route matching, dependency solving and
+its exit stacks) cost about 12 KiB per idle socket, a third of the edge's memory per
+connection (docs/performance.md). Query parameters
 are checked here as the router would (a bad one closes the handshake with 1008, which the
 server answers with HTTP 403).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from aio_pika.exceptions import AMQPError
 from starlette.datastructures import QueryParams
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from dispatcher.failures import broker_cancelled, is_transient, one_line
 from producers.envelope import ID_PATTERN
 from socket_edge import frames
 from socket_edge.auth import SUBPROTOCOL, AuthError, Principal, forbidden, token_from
@@ -96,8 +100,9 @@ def _label(query: QueryParams, name: str) -> str | None:
 
 
 class SocketEndpoints:
-    """Serves ``/ws/connect`` and ``/ws/notifications/{user_id}`` in front of the app's
-    router, and keeps the server's own ``send`` in the scope for ``TransportSink``."""
+    """Serves ``/ws/connect`` and ``/ws/notifications/{user_id}`` in front of the FastAPI
+    application ``app`` (whose ``state.edge`` is the node), and keeps the server's own
+    ``send`` in the scope for ``TransportSink``; everything else goes to ``app``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -107,26 +112,34 @@ class SocketEndpoints:
             await self.app(scope, receive, send)
             return
         scope[RAW_SEND_KEY] = send
+        scope["app"] = self.app
         websocket = WebSocket(scope, receive, send)
         try:
-            params = session_params(scope["path"], websocket.query_params)
+            # Parsed here and not kept: the query (token included) is not held per socket.
+            query = QueryParams(scope["query_string"])
+            params = session_params(scope["path"], query)
         except BadParameter as exc:
             await websocket.close(CLOSE_POLICY, str(exc))
             return
         if params is None:
             await self.app(scope, receive, send)
             return
-        await run_session(
+        session = run_session(
             websocket,
+            query,
             params.user_id,
             params.device_type,
             params.app_version,
             params.since,
             bidirectional=params.bidirectional,
         )
+        del query  # the session lets go of it once admitted
+        await session
 
 
-def admit(edge: EdgeNode, websocket: WebSocket, user_id: str) -> tuple[Principal, str | None]:
+def admit(
+    edge: EdgeNode, websocket: WebSocket, query: QueryParams, user_id: str
+) -> tuple[Principal, str | None]:
     """Decide on a handshake before accepting it; raise AuthError to refuse it."""
     settings = edge.settings
     if not origin_allowed(websocket.headers.get("origin"), settings.allowed_origins):
@@ -134,7 +147,7 @@ def admit(edge: EdgeNode, websocket: WebSocket, user_id: str) -> tuple[Principal
     address = websocket.client.host if websocket.client else "unknown"
     if not edge.handshakes.allow(address, time.monotonic()):
         raise AuthError(429, "rate_limited", "too many handshakes from this address: slow down")
-    token, as_subprotocol = token_from(websocket.query_params, websocket.headers)
+    token, as_subprotocol = token_from(query, websocket.headers)
     principal = edge.auth.verify(token)
     if principal.user_id != user_id:
         raise forbidden("wrong_user", "the token belongs to another user")
@@ -147,6 +160,7 @@ def admit(edge: EdgeNode, websocket: WebSocket, user_id: str) -> tuple[Principal
 
 async def run_session(
     websocket: WebSocket,
+    query: QueryParams,
     user_id: str,
     device_type: str,
     app_version: str | None,
@@ -157,13 +171,15 @@ async def run_session(
     edge: EdgeNode = websocket.app.state.edge
     settings = edge.settings
     try:
-        principal, subprotocol = admit(edge, websocket, user_id)
+        principal, subprotocol = admit(edge, websocket, query, user_id)
     except AuthError as refusal:
         edge.refuse(refusal.code)
         headers = {"Retry-After": "1"} if refusal.status == 429 else None
         body = {"error": refusal.code, "message": refusal.reason}
         await websocket.send_denial_response(JSONResponse(body, refusal.status, headers))
         return
+    finally:
+        del query  # the token is not kept for the life of the socket
     await websocket.accept(subprotocol=subprotocol)
     if len(edge.connections) >= settings.websocket_max_connections:
         edge.refuse("connection_limit")
@@ -187,12 +203,28 @@ async def run_session(
     except WebSocketDisconnect as exc:
         if exc.code not in NORMAL_CLOSES:
             log.info("%r lost (close code %s)", connection, exc.code)
-    except Exception:
-        log.exception("session of %r failed", connection)
-        await connection.close(CLOSE_SERVER_ERROR, "server error: reconnect")
+    except asyncio.CancelledError as exc:
+        if not broker_cancelled(exc):
+            raise
+        await unavailable(connection, "RabbitMQ", exc)
+    except (AMQPError, ConnectionError) as exc:
+        await unavailable(connection, "RabbitMQ", exc)
+    except Exception as exc:
+        if is_transient(exc):
+            await unavailable(connection, "PostgreSQL", exc)
+        else:
+            log.exception("session of %r failed", connection)
+            await connection.close(CLOSE_SERVER_ERROR, "server error: reconnect")
     finally:
         await edge.detach(connection)
         await connection.close()
+
+
+async def unavailable(connection: Connection, service: str, exc: BaseException) -> None:
+    """A service went away under the session (a restart): one line, not a traceback per
+    socket, and the client reconnects."""
+    log.info("%r closed: %s unavailable (%s)", connection, service, one_line(exc))
+    await connection.close(CLOSE_SERVER_ERROR, f"{service} unavailable: reconnect")
 
 
 async def replay_then_go_live(edge: EdgeNode, connection: Connection, since: int | None) -> None:
