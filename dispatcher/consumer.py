@@ -6,12 +6,17 @@ For each batch, in this order:
    (confirmed) and counts as handled;
 2. append the valid ones to the event log and apply them to the projections in one
    transaction;
-3. publish what that transaction produced to the delivery exchange, with publisher confirms:
-   each new notification under its audience's key, and a ``read`` sync under ``user.<id>``
-   for each read event, each with its own log seq in ``x-notify-seq``. Steps 2 and 3 hold the
-   routing lock, so that the deliveries of all dispatchers reach RabbitMQ in log order
-   (``dispatcher.store``, "Routing in log order");
+3. send what that transaction produced to the delivery exchange: each new notification
+   under its audience's key, and a ``read`` sync under ``user.<id>`` for each read event,
+   each with its own log seq in ``x-notify-seq``;
 4. acknowledge the whole batch with one ``multiple`` ack.
+
+Steps 2 and 3 run inside a routing turn, which holds the routing lock so that the deliveries
+of all dispatchers reach RabbitMQ in log order (``dispatcher.store``, "Routing in log
+order"). A turn lasts as long as batches are waiting (at most ``TURN_BATCHES`` batches or
+``TURN_SECONDS``); when it ends, the dispatcher waits for RabbitMQ's confirms of everything it
+sent, moves the routing mark and releases the lock. Waiting for confirms after every batch
+instead would idle the dispatcher for as long as RabbitMQ takes to route a batch.
 
 A message is acknowledged only after its transaction committed (invariant 2), so a crash at
 any point leaves it in the queue, and the store's idempotency on event_id absorbs the
@@ -26,6 +31,7 @@ import logging
 import os
 import socket
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import aio_pika
@@ -37,9 +43,8 @@ from dispatcher.batching import next_batch
 from dispatcher.database import create_engine
 from dispatcher.dead_letters import publish_refused
 from dispatcher.failures import broker_cancelled, is_last_delivery, is_transient, one_line
-from dispatcher.records import Delivery
 from dispatcher.routing import DeliveryRoute
-from dispatcher.store import AppendResult, EventStore
+from dispatcher.store import AppendResult, EventStore, RoutingTurn
 from producers import topology
 from producers.broker import connect
 from producers.envelope import EnvelopeError, Event, parse_event
@@ -58,6 +63,11 @@ BROKER_FAILURES = (
 
 RETRY_FIRST = 0.5
 RETRY_MAX = 10.0
+
+# A routing turn (the batches appended while holding the routing lock) ends when no batch is
+# waiting, or after this many batches or seconds, so that two dispatchers take turns.
+TURN_BATCHES = 20
+TURN_SECONDS = 0.25
 
 Parsed = tuple[AbstractIncomingMessage, Event]
 
@@ -79,6 +89,10 @@ class Dispatcher:
         self.store = EventStore(self.engine, settings.broadcast_unread_window)
         self.counters = Counters()
         self._route_to: DeliveryRoute | None = None
+        self._turn: RoutingTurn | None = None
+        self._turn_scope: AbstractAsyncContextManager[RoutingTurn] | None = None
+        self._turn_started = 0.0
+        self._turn_batches = 0
         self._dead_letter: AbstractExchange | None = None
         self._stopping = asyncio.Event()
 
@@ -133,10 +147,22 @@ class Dispatcher:
     async def _batch_loop(self, inbox: asyncio.Queue[AbstractIncomingMessage | None]) -> None:
         limit = self.settings.dispatcher_batch_size
         wait = self.settings.dispatcher_batch_wait_ms / 1000
-        while (batch := await next_batch(inbox, limit, wait)) is not None:
-            await self.handle_batch(batch.items)
-            if batch.last:
-                return
+        try:
+            while (batch := await next_batch(inbox, limit, wait)) is not None:
+                await self.handle_batch(batch.items)
+                if batch.last:
+                    return
+                # Hand the routing lock on when there is nothing more to do at once, or when
+                # the turn has lasted long enough for another dispatcher to have its go.
+                if self._turn is not None and (
+                    inbox.empty()
+                    or self._turn_batches >= TURN_BATCHES
+                    or asyncio.get_running_loop().time() - self._turn_started > TURN_SECONDS
+                ):
+                    await self._end_turn()
+        finally:
+            if self._turn is not None:
+                await self._end_turn()
 
     async def handle_batch(self, batch: Sequence[AbstractIncomingMessage]) -> None:
         self.counters.batches += 1
@@ -169,7 +195,7 @@ class Dispatcher:
         failures = 0
         while True:
             try:
-                result = await self.store.append_and_route(events, self._route)
+                result = await self._append(events)
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -196,8 +222,45 @@ class Dispatcher:
                 )
             self.counters.stored += result.logged
             self.counters.duplicates += result.duplicates
-            self.counters.rerouted += result.rerouted
             return result
+
+    async def _append(self, events: Sequence[Event]) -> AppendResult:
+        """Append in the current routing turn, starting one if none is open; a failure ends
+        the turn (its connection, and the lock with it, are dropped)."""
+        if self._turn is None:
+            assert self._route_to is not None
+            turn_scope = self.store.turn(self._route_to)
+            self._turn = await turn_scope.__aenter__()
+            self._turn_scope = turn_scope
+            self._turn_started = asyncio.get_running_loop().time()
+            self._turn_batches = 0
+            self.counters.rerouted += self._turn.rerouted
+        try:
+            result = await self._turn.append(events)
+        except BaseException as exc:
+            await self._end_turn(exc)
+            raise
+        self._turn_batches += 1
+        return result
+
+    async def _end_turn(self, failure: BaseException | None = None) -> None:
+        """Close the routing turn: wait for the broker's confirms, move the routing mark,
+        release the lock. A database that went away meanwhile only leaves the mark behind:
+        the next turn sends those deliveries again."""
+        scope, self._turn = self._turn_scope, None
+        if scope is None:
+            return
+        self._turn_scope = None
+        if failure is not None:
+            await scope.__aexit__(type(failure), failure, failure.__traceback__)
+            return
+        try:
+            await scope.__aexit__(None, None, None)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("could not close the routing turn (%s); its deliveries are sent "
+                        "again before the next batch", one_line(exc))  # fmt: skip
 
     async def _one_by_one(self, valid: Sequence[Parsed]) -> None:
         """After a batch failed for a reason other than the database being away: find the
@@ -233,28 +296,6 @@ class Dispatcher:
             self.settings.dispatcher_delivery_limit,
         )
         await self._settle(message.nack(requeue=True))
-
-    async def _route(self, deliveries: Sequence[Delivery]) -> bool:
-        """Publish each delivery, in log order; True once RabbitMQ confirmed them all. A
-        failure (the broker connection lost after the commit) is logged and the batch is
-        still acknowledged: the next batch, of this dispatcher or another, publishes these
-        deliveries again first, and clients that reconnect meanwhile get them by replay."""
-        assert self._route_to is not None
-        try:
-            await self._route_to.publish(deliveries)
-        except (*BROKER_FAILURES, TimeoutError) as exc:
-            if isinstance(exc, asyncio.CancelledError) and not broker_cancelled(exc):
-                raise
-            log.warning(
-                "%d deliveries (seq %d..%d) not confirmed (%s); they are published again "
-                "before the next batch",
-                len(deliveries),
-                deliveries[0].seq,
-                deliveries[-1].seq,
-                one_line(exc),
-            )
-            return False
-        return True
 
     async def _dead_letter_one(self, message: AbstractIncomingMessage, reason: str) -> None:
         assert self._dead_letter is not None

@@ -6,10 +6,11 @@ was the largest cost of a batch. Here the frames of every message of the batch
 (``Basic.Publish``, header, body, exactly what ``basic_publish`` sends) are marshalled into
 one buffer and written to the channel at once: one write per batch.
 
-The channel is in confirm mode, and ``publish`` returns once RabbitMQ confirmed every message
-of the batch: a transient message is confirmed once it is in each queue it was routed to,
-which is what lets the dispatchers hand the routing lock on without the next batch
-overtaking this one (``dispatcher.store``, "Routing in log order"). The confirms are
+The channel is in confirm mode. ``send`` writes a batch and returns its ``Confirms`` without
+waiting: one dispatcher's batches keep their order on its channel, so a dispatcher waits for
+the confirms only before it hands the routing lock on. A transient message is confirmed once
+it is in each queue it was routed to, so the next dispatcher's batches cannot overtake these
+(``dispatcher.store``, "Routing in log order"). The confirms are
 registered with aiormq's channel exactly as its own ``basic_publish`` registers them (one
 future per delivery tag, under the channel's lock), so its confirm and channel-close handling
 settle them.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import aiormq
 from aio_pika.abc import AbstractChannel
@@ -27,6 +29,7 @@ from aiormq.abc import ChannelFrame, FrameType
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
+from dispatcher.failures import broker_cancelled, one_line
 from dispatcher.records import Delivery
 from producers import topology
 
@@ -48,16 +51,64 @@ def _frames(delivery: Delivery, max_body: int) -> Iterator[FrameType]:
         yield ContentBody(delivery.body[start : start + max_body])
 
 
+# What a send or a confirm raises when the broker connection or channel went away: aiormq
+# cancels the pending futures of a closed connection (``failures.broker_cancelled``).
+BROKER_FAILURES = (
+    aiormq.exceptions.AMQPError,
+    ConnectionError,
+    RuntimeError,
+    TimeoutError,
+    asyncio.CancelledError,
+)
+
+
+class NotDelivered(Exception):
+    """The broker may not have some of the deliveries: they are sent again later."""
+
+
+@contextmanager
+def _not_delivered() -> Iterator[None]:
+    try:
+        yield
+    except BROKER_FAILURES as exc:
+        if isinstance(exc, asyncio.CancelledError) and not broker_cancelled(exc):
+            raise
+        raise NotDelivered(one_line(exc)) from exc
+
+
+class Confirms:
+    """RabbitMQ's confirms of one batch of deliveries, to be awaited later."""
+
+    def __init__(self, futures: Sequence[asyncio.Future[object]]) -> None:
+        self._futures = futures
+
+    async def wait(self) -> None:
+        """Return once every delivery is confirmed; raise ``NotDelivered`` on a nack, a
+        channel or connection closed first, or no confirm within ``CONFIRM_TIMEOUT``."""
+        if not self._futures:
+            return
+        with _not_delivered():
+            async with asyncio.timeout(CONFIRM_TIMEOUT):
+                outcomes = await asyncio.gather(*self._futures, return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+
+
 class DeliveryRoute:
     def __init__(self, channel: AbstractChannel) -> None:
         self.channel = channel
 
-    async def publish(self, deliveries: Sequence[Delivery]) -> None:
-        """Publish in log order; return once RabbitMQ confirmed all of them. Raises
-        ``aiormq.exceptions.DeliveryError`` on a nack, the channel's or connection's error if
-        it closes first, ``TimeoutError`` after ``CONFIRM_TIMEOUT``."""
+    async def send(self, deliveries: Sequence[Delivery]) -> Confirms:
+        """Write the deliveries to the channel, in log order, without waiting for RabbitMQ;
+        the returned ``Confirms`` says when it has them all. Raises ``NotDelivered`` if the
+        channel is closed."""
         if not deliveries:
-            return
+            return Confirms(())
+        with _not_delivered():
+            return await self._send(deliveries)
+
+    async def _send(self, deliveries: Sequence[Delivery]) -> Confirms:
         underlay = await self.channel.get_underlay_channel()
         assert isinstance(underlay, aiormq.Channel) and underlay.publisher_confirms
         frames = [f for d in deliveries for f in _frames(d, underlay.max_content_size)]
@@ -69,8 +120,8 @@ class DeliveryRoute:
                 underlay.confirmations[underlay.delivery_tag] = confirm
                 confirms.append(confirm)
             await underlay.write_queue.put(ChannelFrame.marshall(underlay.number, frames))
-        async with asyncio.timeout(CONFIRM_TIMEOUT):
-            outcomes = await asyncio.gather(*confirms, return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        return Confirms(confirms)
+
+    async def publish(self, deliveries: Sequence[Delivery]) -> None:
+        """Send and wait for the confirms."""
+        await (await self.send(deliveries)).wait()

@@ -21,31 +21,36 @@ Routing in log order
 Deliveries are published after the commit, and with two dispatchers the batch committed
 second could otherwise reach RabbitMQ first; a client would then see seq 120 before seq 110
 on one socket, and a dispatcher killed between its commit and its publish would leave a hole
-in every live stream. ``append_and_route`` therefore takes a session-level advisory lock
-(``statements.ROUTING_LOCK``) before the append and keeps it until RabbitMQ has confirmed the
-batch's deliveries: from commit to confirm, one dispatcher at a time. A confirm of a transient
-message means it is in every queue it was routed to, so the next batch's deliveries queue
-behind it in every edge's queue. ``notification_routing.routed_seq`` records how far the
-confirms have got; whoever takes the lock next first re-publishes, from the log, what was
-committed above that mark but never confirmed (a dispatcher killed or cut off from the
-broker in between). Each edge drops a live frame at or below what it has already sent on a
-stream, so a re-published delivery that did arrive the first time is harmless.
+in every live stream. Appends that route are therefore made in a routing turn
+(``EventStore.turn``): it takes a session-level advisory lock (``statements.ROUTING_LOCK``),
+appends one or more batches and sends their deliveries in order on one channel, and before it
+releases the lock it waits until RabbitMQ has confirmed all of them. A confirm of a transient
+message means it is in every queue it was routed to, so the next turn's deliveries, whichever
+dispatcher sends them, queue behind these in every edge's queue.
+``notification_routing.routed_seq`` records how far the confirms have got; each turn first
+sends again, rebuilt from the log, what was committed above that mark but never confirmed (a
+dispatcher killed or cut off from the broker in between). Each edge drops a live frame whose
+seq it has just had, so a delivery sent again that did arrive the first time is harmless.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dispatcher import statements
 from dispatcher.events import ALL_READ, CREATED, LogEntry, LogEvent, unique_entries
+from dispatcher.failures import one_line
 from dispatcher.projection import Applied, Logged, Projector, ReadApplied, all_read_bound
 from dispatcher.queries import UNREAD_COUNT
 from dispatcher.records import Delivery, StoredNotification, notification_delivery
+from dispatcher.routing import NotDelivered
 from producers.envelope import Envelope, ReadEvent
 
 log = logging.getLogger("notify.dispatcher")
@@ -56,8 +61,17 @@ DEFAULT_BROADCAST_WINDOW = timedelta(days=7)
 # are left to the clients' replay (a hole that large means the delivery path was down).
 UNROUTED_LIMIT = 10_000
 
-# Publishes deliveries in the given order; True once RabbitMQ confirmed them all.
-Route = Callable[[Sequence[Delivery]], Awaitable[bool]]
+
+class Pending(Protocol):
+    async def wait(self) -> None:
+        """Return once the broker has every delivery of the batch; raise ``NotDelivered`` if
+        it may not."""
+
+
+class Router(Protocol):
+    async def send(self, deliveries: Sequence[Delivery]) -> Pending:
+        """Hand the deliveries to the broker in this order, without waiting for it; raise
+        ``NotDelivered`` if they cannot be handed over."""
 
 
 @dataclass
@@ -93,42 +107,30 @@ class EventStore:
             applied, logged = await self.append_in(conn, entries)
         return AppendResult(received=len(events), logged=logged, applied=applied)
 
-    async def append_and_route(self, events: Sequence[LogEvent], route: Route) -> AppendResult:
-        """Append like ``append``, then hand the deliveries to ``route`` while still holding
-        the routing lock (module docstring, "Routing in log order"), preceded by whatever an
-        earlier batch committed but never got confirmed."""
-        entries = unique_entries(events)
-        if not entries:
-            return AppendResult(received=len(events), logged=0)
+    @asynccontextmanager
+    async def turn(self, router: Router) -> AsyncIterator[RoutingTurn]:
+        """Hold the routing lock for a turn of one or more appends (module docstring,
+        "Routing in log order"). On entry, whatever was committed above the routing mark is
+        sent again first; on a clean exit, every send of the turn is awaited, the mark moves
+        up if the broker confirmed them all, and the lock is released. Whatever goes wrong,
+        the lock does not outlive the turn: the connection that holds it is thrown away."""
         async with self.engine.connect() as conn:
+            turn = RoutingTurn(self, conn, router)
             try:
-                async with conn.begin():
-                    await conn.exec_driver_sql(statements.ROUTING_LOCK)
-                    state = (await conn.exec_driver_sql(statements.ROUTING_STATE)).one()
-                    top = int(state.top)
-                    routed = top if state.routed_seq is None else int(state.routed_seq)
-                    unrouted = await self._unrouted(conn, routed, top) if top > routed else []
-                    applied, logged = await self.append_in(conn, entries)
-                new = applied.deliveries()
-                confirmed = await route([*unrouted, *new])
-                last = max([top, *(d.seq for d in new)])
-                # One round trip, outside any transaction of the pool's: the mark is
-                # committed before the lock is released.
-                raw = (await conn.get_raw_connection()).driver_connection
-                assert raw is not None
-                await raw.execute(
-                    statements.routed_and_unlock(last) if confirmed else statements.ROUTING_UNLOCK
-                )
+                await turn.start()
+                yield turn
+                await turn.finish()
             except BaseException:
-                # Whatever went wrong, the lock must not outlive this batch: it ends with the
-                # session, and the connection is not given back to the pool.
                 await conn.invalidate()
                 raise
-        return AppendResult(
-            received=len(events), logged=logged, applied=applied, rerouted=len(unrouted)
-        )
 
-    async def _unrouted(self, conn: AsyncConnection, routed: int, top: int) -> list[Delivery]:
+    async def append_and_route(self, events: Sequence[LogEvent], router: Router) -> AppendResult:
+        """One append in a turn of its own."""
+        async with self.turn(router) as turn:
+            return await turn.append(events)
+
+    async def unrouted(self, conn: AsyncConnection, routed: int, top: int) -> list[Delivery]:
+        """The deliveries of what was committed above the routing mark, rebuilt from the log."""
         rows = (
             await conn.exec_driver_sql(statements.UNROUTED, (routed, top, UNROUTED_LIMIT + 1))
         ).all()
@@ -201,3 +203,76 @@ class EventStore:
                 statements.RECORD_DELIVERIES,
                 ([user for user, _ in receipts], [seq for _, seq in receipts]),
             )
+
+
+class RoutingTurn:
+    """Appends made while holding the routing lock, on the connection that holds it; their
+    deliveries are sent at once, in log order, and awaited at the end of the turn."""
+
+    def __init__(self, store: EventStore, conn: AsyncConnection, router: Router) -> None:
+        self.store = store
+        self.conn = conn
+        self.router = router
+        self.rerouted = 0
+        self.failure: BaseException | None = None  # the first send that may not have arrived
+        self._pending: list[Pending] = []
+        self._last = 0  # every event up to here is sent (or was confirmed before the turn)
+
+    async def start(self) -> None:
+        async with self.conn.begin():
+            await self.conn.exec_driver_sql(statements.ROUTING_LOCK)
+            state = (await self.conn.exec_driver_sql(statements.ROUTING_STATE)).one()
+            top = int(state.top)
+            routed = top if state.routed_seq is None else int(state.routed_seq)
+            unrouted = await self.store.unrouted(self.conn, routed, top) if top > routed else []
+        self._last = top
+        self.rerouted = len(unrouted)
+        await self._send(unrouted)
+
+    async def append(self, events: Sequence[LogEvent]) -> AppendResult:
+        """Append like ``EventStore.append``, then send what it produced."""
+        entries = unique_entries(events)
+        if not entries:
+            return AppendResult(received=len(events), logged=0)
+        async with self.conn.begin():
+            applied, logged = await self.store.append_in(self.conn, entries)
+        deliveries = applied.deliveries()
+        await self._send(deliveries)
+        if deliveries:
+            self._last = max(self._last, deliveries[-1].seq)
+        return AppendResult(received=len(events), logged=logged, applied=applied)
+
+    async def _send(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries or self.failure is not None:
+            return  # after a failed send, the rest waits for the next turn's resend
+        try:
+            self._pending.append(await self.router.send(deliveries))
+        except NotDelivered as exc:
+            self._failed(exc, deliveries)
+
+    def _failed(self, exc: BaseException, deliveries: Sequence[Delivery]) -> None:
+        if self.failure is None:
+            self.failure = exc
+            log.warning(
+                "deliveries from seq %d not confirmed (%s); they are sent again before the "
+                "next batch",
+                deliveries[0].seq if deliveries else self._last,
+                one_line(exc),
+            )
+
+    async def finish(self) -> None:
+        for pending in self._pending:
+            if self.failure is not None:
+                break
+            try:
+                await pending.wait()
+            except NotDelivered as exc:
+                self._failed(exc, ())
+        raw = (await self.conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        # One round trip, outside any transaction of the pool's: the mark is committed
+        # before the lock is released.
+        if self.failure is None:
+            await raw.execute(statements.routed_and_unlock(self._last))
+        else:
+            await raw.execute(statements.ROUTING_UNLOCK)

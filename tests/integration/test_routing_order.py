@@ -3,8 +3,8 @@ at a time across dispatchers, in seq order, and what a batch committed without a
 publish is published again, first, by whoever routes next.
 
 These run on the real PostgreSQL, in a database of their own (the session's dispatcher would
-otherwise share the routing lock and the mark). The ``route`` callables stand in for the
-broker publish and record what they were given.
+otherwise share the routing lock and the mark). The routers stand in for the broker and
+record what they were given.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher.database import create_engine
 from dispatcher.records import Delivery
-from dispatcher.store import EventStore
+from dispatcher.routing import NotDelivered
+from dispatcher.store import EventStore, Pending
 from producers.envelope import Envelope, ReadEvent, ReadEventType
 from producers.settings import Settings
 from tests.support.services import create_database, drop_database
@@ -56,49 +57,54 @@ async def routed_seq(engine: AsyncEngine) -> int:
         return int((await conn.execute(sql)).scalar_one())
 
 
+class Outcome:
+    def __init__(self, confirmed: bool) -> None:
+        self.confirmed = confirmed
+
+    async def wait(self) -> None:
+        if not self.confirmed:
+            raise NotDelivered("no confirm")
+
+
 class Broker:
-    """Records every batch handed to it, in the order the hand-overs happened."""
+    """Records every batch handed to it, in the order the hand-overs happened; confirms them
+    or not."""
 
-    def __init__(self) -> None:
-        self.batches: list[list[Delivery]] = []
+    def __init__(self, handed: list[list[Delivery]], confirms: bool = True) -> None:
+        self.handed = handed
+        self.confirms = confirms
 
-    async def confirm(self, deliveries: Sequence[Delivery]) -> bool:
-        self.batches.append(list(deliveries))
-        return True
-
-    async def refuse(self, deliveries: Sequence[Delivery]) -> bool:
-        self.batches.append(list(deliveries))
-        return False
-
-    @property
-    def seqs(self) -> list[int]:
-        return [d.seq for batch in self.batches for d in batch]
+    async def send(self, deliveries: Sequence[Delivery]) -> Pending:
+        self.handed.append(list(deliveries))
+        return Outcome(self.confirms)
 
 
 async def test_a_batch_without_confirms_is_published_again_before_the_next(
     own_engine: AsyncEngine,
 ) -> None:
     store = EventStore(own_engine)
-    broker = Broker()
-    first = await store.append_and_route([note("u1"), note("u2")], broker.refuse)
+    handed: list[list[Delivery]] = []
+    refusing, confirming = Broker(handed, confirms=False), Broker(handed)
+    first = await store.append_and_route([note("u1"), note("u2")], refusing)
     seqs_first = [n.seq for n in first.applied.notifications]
     assert await routed_seq(own_engine) == 0
-    second = await store.append_and_route([note("u1")], broker.confirm)
-    assert second.rerouted == 2
+    async with store.turn(confirming) as turn:
+        assert turn.rerouted == 2
+        second = await turn.append([note("u1")])
     (seq_second,) = (n.seq for n in second.applied.notifications)
-    assert broker.batches[1] == [*broker.batches[0], *broker.batches[1][2:]]
-    assert [d.seq for d in broker.batches[1]] == [*seqs_first, seq_second]
+    assert handed[1] == handed[0]  # sent again, first, as they were
+    assert [d.seq for d in handed[1] + handed[2]] == [*seqs_first, seq_second]
     assert await routed_seq(own_engine) == seq_second
-    third = await store.append_and_route([note("u3")], broker.confirm)
-    assert third.rerouted == 0  # confirmed once, never again
+    async with store.turn(confirming) as turn:
+        assert turn.rerouted == 0  # confirmed once, never again
 
 
 async def test_a_read_sync_is_published_again_with_the_current_unread_count(
     own_engine: AsyncEngine,
 ) -> None:
     store = EventStore(own_engine)
-    broker = Broker()
-    created = await store.append_and_route([note("reader"), note("reader")], broker.confirm)
+    handed: list[list[Delivery]] = []
+    created = await store.append_and_route([note("reader"), note("reader")], Broker(handed))
     first, _ = created.applied.notifications
     read = ReadEvent(
         event_id=uuid.uuid4(),
@@ -107,10 +113,10 @@ async def test_a_read_sync_is_published_again_with_the_current_unread_count(
         user_id="reader",
         ids=[first.event_id],
     )
-    await store.append_and_route([read], broker.refuse)
-    again = await store.append_and_route([note("other")], broker.confirm)
-    assert again.rerouted == 1
-    sync = broker.batches[-1][0]
+    await store.append_and_route([read], Broker(handed, confirms=False))
+    async with store.turn(Broker(handed)) as turn:
+        assert turn.rerouted == 1
+    sync = handed[-1][0]
     assert sync.routing_key == "user.reader"
     assert b'"type":"read"' in sync.body and b'"unread_count":1' in sync.body
     assert str(first.event_id).encode() in sync.body
@@ -124,27 +130,33 @@ async def test_a_dispatcher_that_dies_holding_the_lock_leaves_its_batch_to_the_n
     publishes the first batch's deliveries before its own."""
     store = EventStore(own_engine)
     hung = asyncio.Event()
+
+    class Hanging:
+        async def wait(self) -> None:
+            hung.set()
+            await asyncio.Event().wait()
+
+    class HangingBroker(Broker):
+        async def send(self, deliveries: Sequence[Delivery]) -> Pending:
+            await super().send(deliveries)
+            return Hanging()
+
     given: list[list[Delivery]] = []
-
-    async def hang(deliveries: Sequence[Delivery]) -> bool:
-        given.append(list(deliveries))
-        hung.set()
-        await asyncio.Event().wait()
-        return True
-
-    broker = Broker()
-    dying = asyncio.create_task(store.append_and_route([note("a"), note("b")], hang))
+    handed: list[list[Delivery]] = []
+    dying = asyncio.create_task(
+        store.append_and_route([note("a"), note("b")], HangingBroker(given))
+    )
     await hung.wait()
-    waiting = asyncio.create_task(store.append_and_route([note("a")], broker.confirm))
+    waiting = asyncio.create_task(store.append_and_route([note("a")], Broker(handed)))
     done, _ = await asyncio.wait({waiting}, timeout=0.5)
     assert not done, "the second append routed while the first held the routing lock"
     dying.cancel()
     with pytest.raises(asyncio.CancelledError):
         await dying
-    result = await waiting
-    assert result.rerouted == 2
-    assert broker.seqs == [*(d.seq for d in given[0]), *(d.seq for d in broker.batches[0][2:])]
-    assert broker.seqs == sorted(broker.seqs)
+    await waiting
+    seqs = [d.seq for batch in handed for d in batch]
+    assert seqs[:2] == [d.seq for d in given[0]]  # the first batch's, sent again first
+    assert len(seqs) == 3 and seqs == sorted(seqs)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -157,11 +169,20 @@ async def test_concurrent_appenders_hand_deliveries_over_in_seq_order(
     rng = random.Random(seed)
     handed: list[int] = []
 
-    async def route(deliveries: Sequence[Delivery]) -> bool:
-        # A publish takes a while; the broker has the messages once it is over.
-        await asyncio.sleep(rng.random() * 0.01)
-        handed.extend(d.seq for d in deliveries)
-        return rng.random() > 0.2
+    class Slow:
+        def __init__(self, deliveries: Sequence[Delivery]) -> None:
+            self.seqs = [d.seq for d in deliveries]
+
+        async def wait(self) -> None:
+            # A publish takes a while; the broker has the messages once it is over.
+            await asyncio.sleep(rng.random() * 0.01)
+            handed.extend(self.seqs)
+            if rng.random() < 0.2:
+                raise NotDelivered("no confirm")
+
+    class SlowBroker:
+        async def send(self, deliveries: Sequence[Delivery]) -> Pending:
+            return Slow(deliveries)
 
     async def appender(count: int) -> list[int]:
         engine = create_engine(own_engine.url.render_as_string(hide_password=False))
@@ -170,7 +191,7 @@ async def test_concurrent_appenders_hand_deliveries_over_in_seq_order(
             seqs: list[int] = []
             for _ in range(count):
                 batch = [note(f"u{rng.randrange(5)}") for _ in range(rng.randrange(1, 6))]
-                result = await store.append_and_route(batch, route)
+                result = await store.append_and_route(batch, SlowBroker())
                 seqs.extend(n.seq for n in result.applied.notifications)
             return seqs
         finally:
