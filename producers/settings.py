@@ -69,7 +69,9 @@ class Settings(BaseSettings):
     )
 
     dispatcher_batch_size: int = Field(default=200, ge=1)
-    dispatcher_batch_wait_ms: float = Field(default=10.0, ge=0)
+    # 0: a batch is what arrived while the previous one was written. Under load batches fill
+    # by themselves; waiting for more only adds latency (docs/performance.md, "Dispatcher").
+    dispatcher_batch_wait_ms: float = Field(default=0.0, ge=0)
     dispatcher_delivery_limit: int = Field(default=5, ge=1)
 
     publish_timeout: float = Field(default=10.0, gt=0)

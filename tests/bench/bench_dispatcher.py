@@ -329,7 +329,7 @@ def main() -> None:
     bench.add_argument("--events", type=int, default=20_000)
     bench.add_argument("--rate", type=float, default=2_000, help="events/s of the latency run")
     bench.add_argument(
-        "--waits", default="10", help="batch waits (ms) of the latency runs, comma-separated"
+        "--waits", default="0", help="batch waits (ms) of the latency runs, comma-separated"
     )
     fill = commands.add_parser("explain")
     fill.add_argument("--notifications", type=int, default=10_000_000)
