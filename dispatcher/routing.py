@@ -121,7 +121,3 @@ class DeliveryRoute:
                 confirms.append(confirm)
             await underlay.write_queue.put(ChannelFrame.marshall(underlay.number, frames))
         return Confirms(confirms)
-
-    async def publish(self, deliveries: Sequence[Delivery]) -> None:
-        """Send and wait for the confirms."""
-        await (await self.send(deliveries)).wait()
