@@ -34,7 +34,6 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
-import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -42,7 +41,13 @@ from dispatcher import database
 from dispatcher.batching import next_batch
 from dispatcher.database import create_engine
 from dispatcher.dead_letters import publish_refused
-from dispatcher.failures import broker_cancelled, is_last_delivery, is_transient, one_line
+from dispatcher.failures import (
+    BROKER_FAILURES,
+    broker_cancelled,
+    is_last_delivery,
+    is_transient,
+    one_line,
+)
 from dispatcher.routing import DeliveryRoute
 from dispatcher.store import AppendResult, EventStore, RoutingTurn
 from producers import topology
@@ -51,15 +56,6 @@ from producers.envelope import EnvelopeError, Event, parse_event
 from producers.settings import Settings, redact
 
 log = logging.getLogger("notify.dispatcher")
-
-# What a publish, ack or nack raises when the broker connection is gone (aiormq cancels the
-# pending futures of a closed connection: see failures.broker_cancelled).
-BROKER_FAILURES = (
-    aio_pika.exceptions.AMQPError,
-    ConnectionError,
-    RuntimeError,
-    asyncio.CancelledError,
-)
 
 RETRY_FIRST = 0.5
 RETRY_MAX = 10.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiormq
 import asyncpg
 import sqlalchemy.exc
 from aio_pika.abc import AbstractIncomingMessage
@@ -54,6 +55,17 @@ def is_last_delivery(message: AbstractIncomingMessage, delivery_limit: int) -> b
     returned = (message.headers or {}).get(DELIVERY_COUNT_HEADER, 0)
     count = returned if isinstance(returned, int) else 0
     return count + 1 >= delivery_limit
+
+
+# What a publish, a confirm, an ack or a nack raises when the broker connection or channel is
+# gone; a CancelledError among them counts only as ``broker_cancelled`` says.
+BROKER_FAILURES = (
+    aiormq.exceptions.AMQPError,
+    ConnectionError,
+    RuntimeError,
+    TimeoutError,
+    asyncio.CancelledError,
+)
 
 
 def broker_cancelled(exc: BaseException) -> bool:

@@ -29,7 +29,7 @@ from aiormq.abc import ChannelFrame, FrameType
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
-from dispatcher.failures import broker_cancelled, one_line
+from dispatcher.failures import BROKER_FAILURES, broker_cancelled, one_line
 from dispatcher.records import Delivery
 from producers import topology
 
@@ -49,17 +49,6 @@ def _frames(delivery: Delivery, max_body: int) -> Iterator[FrameType]:
     yield ContentHeader(properties=properties, body_size=len(delivery.body))
     for start in range(0, len(delivery.body), max_body):
         yield ContentBody(delivery.body[start : start + max_body])
-
-
-# What a send or a confirm raises when the broker connection or channel went away: aiormq
-# cancels the pending futures of a closed connection (``failures.broker_cancelled``).
-BROKER_FAILURES = (
-    aiormq.exceptions.AMQPError,
-    ConnectionError,
-    RuntimeError,
-    TimeoutError,
-    asyncio.CancelledError,
-)
 
 
 class NotDelivered(Exception):

@@ -80,8 +80,6 @@ class AppendResult:
     logged: int  # events new to the log, now committed
     applied: Applied = field(default_factory=Applied)
 
-    rerouted: int = 0  # deliveries of earlier batches published again before this one
-
     @property
     def duplicates(self) -> int:
         return self.received - self.logged
@@ -147,6 +145,8 @@ class EventStore:
                     statements.UNROUTED, (top - UNROUTED_LIMIT, top, UNROUTED_LIMIT)
                 )
             ).all()
+        if not rows:
+            return []
         log.warning(
             "publishing again the deliveries of %d events (seq %d..%d) committed without a "
             "confirmed publish",
@@ -215,7 +215,7 @@ class RoutingTurn:
         self.router = router
         self.rerouted = 0
         self.failure: BaseException | None = None  # the first send that may not have arrived
-        self._pending: list[Pending] = []
+        self._pending: list[tuple[int, Pending]] = []  # first seq of each send, its outcome
         self._last = 0  # every event up to here is sent (or was confirmed before the turn)
 
     async def start(self) -> None:
@@ -246,28 +246,28 @@ class RoutingTurn:
         if not deliveries or self.failure is not None:
             return  # after a failed send, the rest waits for the next turn's resend
         try:
-            self._pending.append(await self.router.send(deliveries))
+            self._pending.append((deliveries[0].seq, await self.router.send(deliveries)))
         except NotDelivered as exc:
-            self._failed(exc, deliveries)
+            self._failed(exc, deliveries[0].seq)
 
-    def _failed(self, exc: BaseException, deliveries: Sequence[Delivery]) -> None:
+    def _failed(self, exc: BaseException, first_seq: int) -> None:
         if self.failure is None:
             self.failure = exc
             log.warning(
-                "deliveries from seq %d not confirmed (%s); they are sent again before the "
+                "deliveries from seq %d on not confirmed (%s); they are sent again before the "
                 "next batch",
-                deliveries[0].seq if deliveries else self._last,
+                first_seq,
                 one_line(exc),
             )
 
     async def finish(self) -> None:
-        for pending in self._pending:
+        for first_seq, pending in self._pending:
             if self.failure is not None:
                 break
             try:
                 await pending.wait()
             except NotDelivered as exc:
-                self._failed(exc, ())
+                self._failed(exc, first_seq)
         raw = (await self.conn.get_raw_connection()).driver_connection
         assert raw is not None
         # One round trip, outside any transaction of the pool's: the mark is committed

@@ -21,6 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -169,7 +170,7 @@ class Connection:
             raise IllegalTransition(f"release of {key} expects a HOLDING stream")
         held, stream.held = stream.held, None
         stream.high_water = max(stream.high_water, high_water)
-        held.sort(key=_seq_of)
+        held.sort(key=itemgetter(0))
         previous = None
         for seq, frame in held:
             if seq != previous:
@@ -231,7 +232,3 @@ class Connection:
         # Already closed by the client or the server: nothing left to do.
         with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
             await self.websocket.close(code, reason)
-
-
-def _seq_of(item: tuple[int, OutFrame]) -> int:
-    return item[0]
