@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
@@ -19,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     ValidationError,
     model_validator,
 )
@@ -29,32 +31,108 @@ SCHEMA_VERSION = 1
 TITLE_MAX = 200
 MESSAGE_MAX = 2000
 DATA_MAX_BYTES = 16 * 1024
-ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
+# Nesting of a ``data`` object (an envelope's, a room message's): deep enough for any real
+# payload, far below the depth at which a JSON encoder gives up.
+DATA_MAX_DEPTH = 32
+ACTION_URL_MAX = 2048
 
-# Plain text may hold line breaks and tabs; any other control character is refused, so that
-# nothing a terminal, a log viewer or a push gateway would interpret travels in a title.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# A position in the event log: a PostgreSQL bigint. Every seq a client or a producer sends
+# (``since``, ``before_seq``, ``up_to_seq``) is an integer in this range, never a string or a
+# float that happens to hold one.
+SEQ_MAX = 2**63 - 1
+Seq = Annotated[int, Strict(), Field(ge=0, le=SEQ_MAX)]
+
+# User ids, room names and producer names. ``ID_PATTERN`` is the anchored form for JSON
+# Schema and pydantic (whose ``$`` is the end of the text); Python code tests a whole string
+# with ``is_identifier``, since Python's ``$`` also matches before a final newline.
+ID_CHARS = r"[A-Za-z0-9_.:@-]{1,128}"
+ID_PATTERN = rf"^{ID_CHARS}$"
+ID_RULE = "1-128 of A-Z a-z 0-9 _ . : @ -"
+_ID = re.compile(ID_CHARS)
+
+
+def is_identifier(value: str) -> bool:
+    return _ID.fullmatch(value) is not None
+
+
+# Plain text may hold line breaks and tabs. Refused: every other C0 control and DEL, the C1
+# controls (which terminals interpret), the bidirectional embeddings, overrides and isolates
+# (which make text display in another order than it reads) and lone surrogates (which no
+# UTF-8 encoder accepts). Left-to-right and right-to-left marks stay: Hebrew and Arabic text
+# needs them.
+_BIDI_CONTROLS = r"\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI_CONTROLS}\ud800-\udfff]")
 
 
 def _plain_text(value: str) -> str:
     if _CONTROL.search(value):
-        raise ValueError("must be plain text without control characters")
+        raise ValueError(
+            "must be plain text without control characters, bidirectional overrides or "
+            "lone surrogates"
+        )
     return value
 
 
+# An action_url is followed by a browser, whose URL parser drops tabs and line breaks
+# anywhere, strips leading and trailing spaces and controls, and reads a backslash as a slash:
+# ``/\\evil.example`` and ``/<TAB>/evil.example`` both lead to ``//evil.example``. So no
+# whitespace, control, backslash or bidi control is accepted anywhere in it; a relative path
+# is ``/`` followed by anything but another slash; an https URL names a plain host (no user
+# info, which would hide the real host behind a trusted-looking one).
+_URL_REFUSED = re.compile(rf"[\s\x00-\x1f\x7f-\x9f\\{_BIDI_CONTROLS}\ud800-\udfff]")
+_HTTPS_AUTHORITY = re.compile(r"https://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?")
+_URL_RULE = "must be a relative path such as /bookings/b1 or an https:// URL"
+
+
 def _action_url(value: str) -> str:
+    if _URL_REFUSED.search(value):
+        raise ValueError(f"{_URL_RULE}, without spaces, control characters or backslashes")
     if value.startswith("/") and not value.startswith("//"):
         return value
-    if value.startswith("https://") and len(value) > len("https://"):
+    authority = _HTTPS_AUTHORITY.match(value)
+    if authority is not None and value[authority.end() : authority.end() + 1] in (
+        "",
+        "/",
+        "?",
+        "#",
+    ):
         return value
-    raise ValueError("must be a relative path such as /bookings/b1 or an https:// URL")
+    raise ValueError(_URL_RULE)
+
+
+class DataTooLarge(ValueError):
+    """A ``data`` object over its size limit."""
+
+
+def json_object(value: dict[str, Any], max_bytes: int = DATA_MAX_BYTES) -> dict[str, Any]:
+    """Check that ``value`` is a JSON object a client can be sent: at most ``DATA_MAX_DEPTH``
+    levels deep, encodable (no lone surrogates, integers within 64 bits) and at most
+    ``max_bytes`` once encoded. Raises ValueError naming what is wrong."""
+    stack: list[tuple[object, int]] = [(value, 1)]  # a container, and how many enclose it
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        assert isinstance(children, Iterable)
+        for child in children:
+            if isinstance(child, dict | list | tuple):
+                if depth + 1 > DATA_MAX_DEPTH:
+                    raise ValueError(f"is nested more than {DATA_MAX_DEPTH} levels deep")
+                stack.append((child, depth + 1))
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise ValueError(f"cannot be encoded as JSON: {exc}") from None
+    if len(encoded) > max_bytes:
+        raise DataTooLarge(f"is larger than {max_bytes} bytes once encoded")
+    return value
 
 
 Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
 Title = Annotated[str, Field(min_length=1, max_length=TITLE_MAX), AfterValidator(_plain_text)]
 Message = Annotated[str, Field(max_length=MESSAGE_MAX), AfterValidator(_plain_text)]
-ActionUrl = Annotated[str, Field(max_length=2048), AfterValidator(_action_url)]
+ActionUrl = Annotated[str, Field(max_length=ACTION_URL_MAX), AfterValidator(_action_url)]
 ProducerName = Annotated[str, Field(pattern=ID_PATTERN)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(json_object)]
 
 
 class Envelope(BaseModel):
@@ -76,7 +154,7 @@ class Envelope(BaseModel):
     broadcast: bool = False
     title: Title | None = None
     message: Message | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JsonObject = Field(default_factory=dict)
     action_url: ActionUrl | None = None
     occurred_at: AwareDatetime | None = None
     producer: ProducerName | None = None
@@ -150,7 +228,7 @@ class ReadEvent(BaseModel):
     event_type: ReadEventType
     user_id: Identifier
     ids: list[uuid.UUID] = Field(default_factory=list, max_length=READ_IDS_MAX)
-    up_to_seq: int | None = Field(default=None, ge=0)
+    up_to_seq: Seq | None = None
     occurred_at: AwareDatetime | None = None
     producer: ProducerName | None = None
 
@@ -188,12 +266,17 @@ class EnvelopeError(ValueError):
 
 def describe(error: ValidationError, prefix: str = "") -> str:
     """A one-line reason naming each field that failed, for logs and dead-letter headers."""
+    return "; ".join(describe_errors(error.errors(include_url=False), prefix))
+
+
+def describe_errors(errors: Iterable[Mapping[str, Any]], prefix: str = "") -> list[str]:
+    """Each error of a validation as ``field.path: message`` (never the input's value)."""
     parts = []
-    for item in error.errors(include_url=False):
+    for item in errors:
         where = ".".join(str(p) for p in (prefix, *item["loc"]) if p != "") or "event"
-        message = item["msg"].removeprefix("Value error, ")
+        message = str(item["msg"]).removeprefix("Value error, ")
         parts.append(message if where == "event" else f"{where}: {message}")
-    return "; ".join(parts)
+    return parts
 
 
 def _decode(body: bytes) -> dict[str, Any]:

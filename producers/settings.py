@@ -6,7 +6,9 @@ PostgreSQL on 127.0.0.1:5432 with trust authentication and RabbitMQ on 127.0.0.1
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +21,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/notifications"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 SECRET_MIN_LENGTH = 32
+# An estimate from the secret's own character frequencies: 40 times "a" has none; 32 random
+# hex digits (128 bits) come out between 95 and 125.
+SECRET_MIN_ENTROPY_BITS = 80
 WELL_KNOWN_SECRETS = {"changeme", "change-me", "secret", "your-secret-key", "dev", "test"}
 
 
@@ -50,6 +55,11 @@ class Settings(BaseSettings):
     auth_jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=list)
     auth_jwt_audience: str | None = None
     auth_jwt_issuer: str | None = None
+    auth_jwt_max_lifetime: float = Field(
+        default=86_400,
+        ge=0,
+        description="seconds a token may still be valid for when it is presented; 0: no limit",
+    )
     # Origins (exact, or glob patterns such as https://*.example.com) allowed to open sockets
     # and call the REST API from a browser; a handshake without Origin is not a browser's.
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -67,6 +77,22 @@ class Settings(BaseSettings):
     websocket_compression: bool = Field(
         default=False, description="permessage-deflate; capped by websocket_max_frame_bytes"
     )
+    http_max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="largest REST request body; larger ones are refused with 413 unread",
+    )
+    http_request_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds a client has to send a whole request (a handshake: its head)",
+    )
+    # Addresses (or CIDR networks) of the reverse proxies whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed. None by default: the client address is the TCP peer.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The interactive API docs (/docs, /redoc, /openapi.json) describe the admin endpoints too;
+    # off unless asked for (`notify up --dev` turns them on).
+    api_docs: bool = False
 
     dispatcher_batch_size: int = Field(default=200, ge=1)
     # 0: a batch is what arrived while the previous one was written. Under load batches fill
@@ -87,7 +113,7 @@ class Settings(BaseSettings):
                 return timedelta(**{unit: float(match[1])})
         return value
 
-    @field_validator("auth_jwt_algorithms", "allowed_origins", mode="before")
+    @field_validator("auth_jwt_algorithms", "allowed_origins", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -99,7 +125,12 @@ class Settings(BaseSettings):
     def _no_weak_secret(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if len(value) < SECRET_MIN_LENGTH or value.lower() in WELL_KNOWN_SECRETS:
+        if (
+            len(value) < SECRET_MIN_LENGTH
+            or value.lower() in WELL_KNOWN_SECRETS
+            or value in (value + value)[1:-1]  # a shorter string repeated
+            or estimated_entropy_bits(value) < SECRET_MIN_ENTROPY_BITS
+        ):
             raise ValueError(
                 f"must be at least {SECRET_MIN_LENGTH} characters of random data, such as "
                 "the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
@@ -116,6 +147,14 @@ class Settings(BaseSettings):
     @classmethod
     def _use_asyncpg(cls, value: str) -> str:
         return async_database_url(value)
+
+
+def estimated_entropy_bits(secret: str) -> float:
+    """The secret's length times the Shannon entropy of its characters' frequencies: an upper
+    bound on what it holds, low for anything repetitive."""
+    counts = Counter(secret)
+    total = len(secret)
+    return -total * sum(n / total * math.log2(n / total) for n in counts.values())
 
 
 def async_database_url(url: str) -> str:

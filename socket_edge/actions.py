@@ -1,7 +1,9 @@
 """Client-to-server frames (DESIGN.md section 4), parsed into typed models.
 
 Anything that does not parse gets an ``error`` frame with a machine code; the socket stays
-open. Parsing is pure: no I/O here.
+open. Parsing is strict: a seq is a JSON integer within PostgreSQL's bigint (not ``"5"`` nor
+``5.0``), a room a valid name, a message's data a JSON object of bounded depth and size. Parsing
+is pure: no I/O here.
 """
 
 from __future__ import annotations
@@ -12,7 +14,14 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from producers.envelope import DATA_MAX_BYTES, ID_PATTERN, READ_IDS_MAX, describe
+from producers.envelope import (
+    ID_PATTERN,
+    READ_IDS_MAX,
+    DataTooLarge,
+    Seq,
+    describe,
+    json_object,
+)
 
 Room = Annotated[str, Field(pattern=ID_PATTERN)]
 
@@ -28,7 +37,7 @@ class Ping(_Action):
 class Subscribe(_Action):
     action: Literal["subscribe"]
     room: Room
-    since: int | None = Field(default=None, ge=0)
+    since: Seq | None = None
 
 
 class Unsubscribe(_Action):
@@ -49,7 +58,7 @@ class MarkRead(_Action):
 
 class MarkAllRead(_Action):
     action: Literal["mark_all_read"]
-    up_to_seq: int | None = Field(default=None, ge=0)
+    up_to_seq: Seq | None = None
 
 
 Action = Annotated[
@@ -86,8 +95,13 @@ def parse_action(
         code = "invalid_room" if _names_room(exc) else "invalid_frame"
         # Locations start with the action's name (the union's tag); the field is what matters.
         raise BadFrame(code, describe(exc).replace(f"{action}.", "")) from None
-    if isinstance(parsed, Message) and len(orjson.dumps(parsed.data)) > DATA_MAX_BYTES:
-        raise BadFrame("frame_too_large", f"message data is larger than {DATA_MAX_BYTES} bytes")
+    if isinstance(parsed, Message):
+        try:
+            json_object(parsed.data)
+        except DataTooLarge as exc:
+            raise BadFrame("frame_too_large", f"data {exc}") from None
+        except ValueError as exc:
+            raise BadFrame("invalid_frame", f"data {exc}") from None
     return parsed
 
 

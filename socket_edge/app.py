@@ -13,23 +13,41 @@ from starlette.types import ASGIApp
 
 from producers.runner import setup_logging
 from producers.settings import Settings, get_settings
-from socket_edge import routes_api, routes_health
+from socket_edge import http_errors, routes_api, routes_health
 from socket_edge.edge import EdgeNode
+from socket_edge.guard import RestGuard
 from socket_edge.limits import origin_regex
 from socket_edge.routes_ws import SocketEndpoints
 
 
 class _QuietSocketLogs(logging.Filter):
-    """Drops uvicorn's line per WebSocket handshake and per open/close: at tens of thousands
-    of sockets they drown everything else, and the handshake line carries the query string,
-    tokens included."""
+    """What the server logs per socket, made fit for an edge that holds tens of thousands and is
+    knocked on by anybody:
+
+    - its line per WebSocket handshake and per open/close is dropped: at that scale they drown
+      everything else, and the handshake line carries the query string, tokens included;
+    - its line per refused handshake is dropped: every refusal is counted by its code in
+      ``GET /ws/stats``, and a flood of refused handshakes must not become a flood of lines;
+    - a client's text frame that is not UTF-8 is closed with 1007 by the server, which logs
+      an ERROR with a traceback: that is the client's fault, so it becomes one INFO line.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = str(record.msg)
-        return not (
+        if (
             message.startswith('%s - "WebSocket')
             or message in ("connection open", "connection closed")
-        )
+            or message.startswith("connection rejected")
+        ):
+            return False
+        if message.startswith("Invalid UTF-8 sequence received from client"):
+            record.msg = "a client sent a text frame that is not UTF-8: closed with 1007"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno = logging.INFO
+            record.levelname = logging.getLevelName(logging.INFO)
+        return True
 
 
 _QUIET = _QuietSocketLogs()
@@ -53,7 +71,18 @@ def create_app(settings: Settings | None = None, node_id: str | None = None) -> 
         finally:
             await edge.stop()
 
-    app = FastAPI(title="Tour notifications: socket edge", version="0.1.0", lifespan=lifespan)
+    docs = settings.api_docs
+    app = FastAPI(
+        title="Tour notifications: socket edge",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    http_errors.install(app)
+    # Added first, so that CORS (added next) runs in front of it and answers preflights.
+    app.add_middleware(RestGuard, max_body_bytes=settings.http_max_body_bytes)
     origins = origin_regex(settings.allowed_origins)
     if origins is not None:
         app.add_middleware(

@@ -20,6 +20,8 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from jwt import PyJWKSet
 
 from producers.errors import ConfigurationError
@@ -63,7 +65,37 @@ def forbidden(code: str, reason: str) -> AuthError:
     return AuthError(403, code, reason)
 
 
+TOKEN_MAX = 8192  # characters; a real access token is a few hundred
+
+
+def _algorithms_of(key: Any) -> frozenset[str]:
+    """The JWS algorithms a key of this type can verify: a token whose header names another
+    one is refused before any verification is attempted."""
+    if isinstance(key, str | bytes):
+        return frozenset({"HS256", "HS384", "HS512"})
+    if isinstance(key, rsa.RSAPublicKey):
+        return frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        by_curve = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+        algorithm = by_curve.get(key.curve.name)
+        return frozenset({algorithm} if algorithm else ())
+    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        return frozenset({"EdDSA"})
+    return frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    key: Any
+    key_id: str | None
+    algorithms: frozenset[str]
+
+
 class Authenticator:
+    """Verifies tokens. Every way a token can be wrong (not a JWT, a header naming an
+    algorithm its key cannot verify, a bad signature, a missing, expired or over-long lifetime,
+    a malformed claim) ends in one place: ``AuthError`` with status 401."""
+
     def __init__(self, settings: Settings) -> None:
         if not settings.auth_configured:
             raise ConfigurationError(
@@ -73,61 +105,102 @@ class Authenticator:
             )
         self._audience = settings.auth_jwt_audience
         self._issuer = settings.auth_jwt_issuer
-        self._jwks: PyJWKSet | None = None
-        self._key: Any = None
+        self._max_lifetime = settings.auth_jwt_max_lifetime
         if settings.auth_jwt_jwks_file is not None:
-            self._jwks = PyJWKSet.from_json(settings.auth_jwt_jwks_file.read_text())
+            jwks = PyJWKSet.from_json(settings.auth_jwt_jwks_file.read_text())
+            candidates = [(k.key, k.key_id) for k in jwks.keys]
             default = ["RS256", "ES256"]
+            source = "AUTH_JWT_JWKS_FILE"
         elif settings.auth_jwt_public_key_file is not None:
-            self._key = settings.auth_jwt_public_key_file.read_text()
+            pem = settings.auth_jwt_public_key_file.read_bytes()
+            try:
+                public_key = serialization.load_pem_public_key(pem)
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"AUTH_JWT_PUBLIC_KEY_FILE is not a PEM public key: {exc}"
+                ) from None
+            candidates = [(public_key, None)]
             default = ["RS256", "ES256"]
+            source = "AUTH_JWT_PUBLIC_KEY_FILE"
         else:
-            self._key = settings.auth_jwt_secret
+            candidates = [(settings.auth_jwt_secret, None)]
             default = ["HS256"]
-        self._algorithms = settings.auth_jwt_algorithms or default
-        if "none" in (a.lower() for a in self._algorithms):
+            source = "AUTH_JWT_SECRET"
+        configured = settings.auth_jwt_algorithms or default
+        if "none" in (a.lower() for a in configured):
             raise ConfigurationError("AUTH_JWT_ALGORITHMS must not allow unsigned tokens")
+        self._keys = [
+            _Key(key, key_id, _algorithms_of(key) & frozenset(configured))
+            for key, key_id in candidates
+        ]
+        self._keys = [k for k in self._keys if k.algorithms]
+        if not self._keys:
+            raise ConfigurationError(
+                f"no key of {source} can verify the algorithms {', '.join(configured)}: "
+                "set AUTH_JWT_ALGORITHMS to those of the key"
+            )
 
-    def _key_for(self, token: str) -> Any:
-        if self._jwks is None:
-            return self._key
-        kid = jwt.get_unverified_header(token).get("kid")
-        for key in self._jwks.keys:
-            if kid is None or key.key_id == kid:
-                return key.key
-        raise unauthenticated("invalid_token", f"no key {kid!r} in the configured JWKS")
+    def _key_for(self, header: Mapping[str, Any]) -> _Key:
+        """The key that verifies a token with this header: its ``kid`` (when the JWKS has
+        several keys) and an algorithm that key can verify."""
+        algorithm, kid = header.get("alg"), header.get("kid")
+        for key in self._keys:
+            if kid is not None and key.key_id is not None and key.key_id != kid:
+                continue
+            if algorithm in key.algorithms:
+                return key
+        raise unauthenticated(
+            "invalid_token", "the token is not valid: no configured key for its alg and kid"
+        )
 
     def verify(self, token: str | None) -> Principal:
         if not token:
             raise unauthenticated(
                 "missing_token", "a token is required (query, header or subprotocol)"
             )
+        if len(token) > TOKEN_MAX:
+            raise unauthenticated("invalid_token", f"the token is longer than {TOKEN_MAX}")
         try:
+            key = self._key_for(jwt.get_unverified_header(token))
             claims = jwt.decode(
                 token,
-                self._key_for(token),
-                algorithms=self._algorithms,
+                key.key,
+                algorithms=sorted(key.algorithms),
                 audience=self._audience,
                 issuer=self._issuer,
                 leeway=LEEWAY_SECONDS,
                 options={"require": ["exp", "sub"]},
             )
+            principal = principal_from(claims)
         except jwt.ExpiredSignatureError:
             raise unauthenticated("token_expired", "the token has expired") from None
-        except jwt.InvalidTokenError as exc:
+        except jwt.PyJWTError as exc:
             raise unauthenticated("invalid_token", f"the token is not valid: {exc}") from None
-        return principal_from(claims)
+        except (TypeError, ValueError, ArithmeticError):
+            # A header or claim of a type the verifier did not expect (a number where a
+            # string belongs, an exp too large for a timestamp): no token of ours.
+            raise unauthenticated("invalid_token", "the token is not valid") from None
+        if self._max_lifetime and principal.expires_at - time.time() > self._max_lifetime:
+            raise unauthenticated(
+                "invalid_token",
+                f"the token lives longer than {self._max_lifetime:g} s from now "
+                "(AUTH_JWT_MAX_LIFETIME)",
+            )
+        return principal
 
 
 def principal_from(claims: Mapping[str, Any]) -> Principal:
     rooms = claims.get("rooms") or []
     if not isinstance(rooms, list) or not all(isinstance(r, str) for r in rooms):
         raise unauthenticated("invalid_token", "the rooms claim must be a list of strings")
+    sub, exp = claims["sub"], claims["exp"]
+    if not isinstance(sub, str) or not isinstance(exp, int | float) or isinstance(exp, bool):
+        raise unauthenticated("invalid_token", "sub must be a string and exp a number")
     return Principal(
-        user_id=str(claims["sub"]),
+        user_id=sub,
         rooms=tuple(rooms),
         admin=claims.get("role") == ADMIN_ROLE,
-        expires_at=float(claims["exp"]),
+        expires_at=float(exp),
     )
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
 from dispatcher.records import timestamp
 from producers.catalog import NotificationType, Priority
@@ -19,10 +19,13 @@ from producers.envelope import (
     MESSAGE_MAX,
     READ_IDS_MAX,
     SCHEMA_VERSION,
+    SEQ_MAX,
     TITLE_MAX,
     Envelope,
+    JsonObject,
     ReadEvent,
     ReadEventType,
+    Seq,
     describe,
     new_event_id,
 )
@@ -30,6 +33,8 @@ from producers.errors import NotifyError
 from socket_edge.auth import AuthError, Principal, forbidden, token_from
 from socket_edge.cluster import NodeReport
 from socket_edge.edge import EdgeNode, Event
+from socket_edge.guard import PRINCIPAL_KEY
+from socket_edge.http_errors import error_body
 
 router = APIRouter()
 
@@ -49,12 +54,14 @@ UserId = Annotated[str, Path(pattern=ID_PATTERN)]
 def refused(edge: EdgeNode, refusal: AuthError) -> HTTPException:
     edge.refuse(refusal.code)
     headers = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
-    return HTTPException(
-        refusal.status, {"error": refusal.code, "message": refusal.reason}, headers
-    )
+    return HTTPException(refusal.status, error_body(refusal.code, refusal.reason), headers)
 
 
 def caller(request: Request, edge: Edge) -> Principal:
+    """The caller, as ``guard.RestGuard`` verified it before the body was read."""
+    principal: Principal | None = getattr(request.state, PRINCIPAL_KEY, None)
+    if principal is not None:
+        return principal
     token, _ = token_from(request.query_params, request.headers)
     try:
         return edge.auth.verify(token)
@@ -152,7 +159,7 @@ class BroadcastBody(BaseModel):
     message: str = Field(max_length=MESSAGE_MAX)
     priority: Priority = Priority.HIGH
     action_url: str | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JsonObject = Field(default_factory=dict)
 
 
 async def publish(edge: EdgeNode, fields: dict[str, Any]) -> dict[str, Any]:
@@ -199,7 +206,7 @@ async def history(
     user_id: UserId,
     status_: Annotated[Literal["unread", "read", "all"], Query(alias="status")] = "all",
     limit: Annotated[int, Query(ge=1, le=HISTORY_PAGE_MAX)] = 50,
-    before_seq: Annotated[int | None, Query(ge=1)] = None,
+    before_seq: Annotated[int | None, Query(ge=1, le=SEQ_MAX)] = None,
 ) -> dict[str, Any]:
     notifications, unread = await edge.replay.history(user_id, status_, limit, before_seq)
     last = notifications[-1]["seq"] if len(notifications) == limit else None
@@ -221,8 +228,8 @@ class ReadBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ids: list[uuid.UUID] = Field(default_factory=list, max_length=READ_IDS_MAX)
-    all: bool = False
-    up_to_seq: int | None = Field(default=None, ge=0)
+    all: StrictBool = False
+    up_to_seq: Seq | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> ReadBody:

@@ -11,8 +11,8 @@ everything its call chain holds is held once per socket: FastAPI's and Starlette
 (telemetry and error middleware, exception wrappers, route matching, dependency solving and
 its exit stacks) cost about 12 KiB per idle socket, a third of the edge's memory per
 connection (docs/performance.md). Query parameters
-are checked here as the router would (a bad one closes the handshake with 1008, which the
-server answers with HTTP 403).
+are checked here, before anything else: a bad one is refused with HTTP 400 and the error body
+every refusal has (``http_errors``).
 """
 
 from __future__ import annotations
@@ -26,16 +26,23 @@ from datetime import UTC, datetime
 
 from aio_pika.exceptions import AMQPError
 from starlette.datastructures import QueryParams
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from dispatcher.failures import broker_cancelled, is_transient, one_line
-from producers.envelope import ID_PATTERN
+from producers.envelope import ID_RULE, SEQ_MAX, is_identifier
 from socket_edge import frames
-from socket_edge.auth import SUBPROTOCOL, AuthError, Principal, forbidden, token_from
+from socket_edge.auth import (
+    LEEWAY_SECONDS,
+    SUBPROTOCOL,
+    AuthError,
+    Principal,
+    forbidden,
+    token_from,
+)
 from socket_edge.connection import CLOSE_TRY_AGAIN_LATER, Connection
 from socket_edge.edge import EdgeNode
+from socket_edge.http_errors import error_response
 from socket_edge.limits import FrameLimiter, origin_allowed
 from socket_edge.session import ClientSession
 from socket_edge.sinks import RAW_SEND_KEY, OutFrame
@@ -49,8 +56,9 @@ NORMAL_CLOSES = {1000, 1001, 1005}
 CONNECT_PATH = "/ws/connect"
 NOTIFICATIONS_PREFIX = "/ws/notifications/"
 LABEL_MAX = 32  # device_type, app_version
+_LABEL = re.compile(rf"[\x20-\x7e]{{1,{LABEL_MAX}}}")  # printable ASCII
 
-_ID = re.compile(ID_PATTERN)
+_SEQ = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit also accepts "²"
 
 
 class BadParameter(ValueError):
@@ -82,20 +90,24 @@ def session_params(path: str, query: QueryParams) -> SessionParams | None:
         device_type, app_version = "unknown", None
     else:
         return None
-    if not _ID.match(user_id):
-        raise BadParameter("user_id must be 1-128 of A-Z a-z 0-9 _ . : @ -")
+    if not is_identifier(user_id):
+        raise BadParameter(f"user_id must be {ID_RULE}")
+    return SessionParams(user_id, device_type, app_version, _seq(query), bidirectional)
+
+
+def _seq(query: QueryParams) -> int | None:
     since = query.get("since")
-    if since is not None:
-        if not since.isdigit():
-            raise BadParameter("since must be a seq: an integer >= 0")
-        return SessionParams(user_id, device_type, app_version, int(since), bidirectional)
-    return SessionParams(user_id, device_type, app_version, None, bidirectional)
+    if since is None:
+        return None
+    if _SEQ.fullmatch(since) is None or int(since) > SEQ_MAX:
+        raise BadParameter(f"since must be a seq: an integer from 0 to {SEQ_MAX}")
+    return int(since)
 
 
 def _label(query: QueryParams, name: str) -> str | None:
     value = query.get(name)
-    if value is not None and len(value) > LABEL_MAX:
-        raise BadParameter(f"{name} is longer than {LABEL_MAX} characters")
+    if value is not None and _LABEL.fullmatch(value) is None:
+        raise BadParameter(f"{name} must be 1-{LABEL_MAX} printable ASCII characters")
     return value
 
 
@@ -119,7 +131,7 @@ class SocketEndpoints:
             query = QueryParams(scope["query_string"])
             params = session_params(scope["path"], query)
         except BadParameter as exc:
-            await websocket.close(CLOSE_POLICY, str(exc))
+            await websocket.send_denial_response(error_response(400, "invalid_parameter", str(exc)))
             return
         if params is None:
             await self.app(scope, receive, send)
@@ -175,8 +187,8 @@ async def run_session(
     except AuthError as refusal:
         edge.refuse(refusal.code)
         headers = {"Retry-After": "1"} if refusal.status == 429 else None
-        body = {"error": refusal.code, "message": refusal.reason}
-        await websocket.send_denial_response(JSONResponse(body, refusal.status, headers))
+        response = error_response(refusal.status, refusal.code, refusal.reason, headers)
+        await websocket.send_denial_response(response)
         return
     finally:
         del query  # the token is not kept for the life of the socket
@@ -196,7 +208,8 @@ async def run_session(
         app_version=app_version,
         send_buffer=settings.websocket_send_buffer,
     )
-    connection.close_at(principal.expires_at, CLOSE_POLICY, "token expired")
+    # Admitted up to the verifier's leeway past exp, so closed at the same moment.
+    connection.close_at(principal.expires_at + LEEWAY_SECONDS, CLOSE_POLICY, "token expired")
     try:
         await replay_then_go_live(edge, connection, since)
         await receive_loop(ClientSession(edge, connection, principal, bidirectional))

@@ -14,6 +14,7 @@ from producers.settings import Settings
 from socket_edge.auth import Authenticator
 
 APP_FACTORY = "socket_edge.app:create_app"
+HTTP_PROTOCOL = "socket_edge.protocol:DeadlineHttpProtocol"
 GRACEFUL_SHUTDOWN = 10
 
 
@@ -35,7 +36,12 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     interval = settings.websocket_heartbeat_interval
     return {
         "factory": True,
+        "http": HTTP_PROTOCOL,
         "ws": "websockets-sansio",
+        # The client address is the TCP peer's, unless the peer is a proxy named in
+        # TRUSTED_PROXIES: only then are X-Forwarded-For and X-Forwarded-Proto believed.
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies) or "",
         "ws_ping_interval": interval,
         # A client that has not answered a ping within two intervals is gone.
         "ws_ping_timeout": 2 * interval,

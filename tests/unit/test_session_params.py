@@ -27,8 +27,8 @@ def test_the_notifications_path_takes_the_user_from_the_path() -> None:
         ("/ws/connect", "", "user_id is required"),
         ("/ws/connect", "user_id=not%20valid", "user_id must be"),
         ("/ws/connect", "user_id=" + "x" * 129, "user_id must be"),
-        ("/ws/connect", "user_id=u&device_type=" + "d" * 33, "device_type is longer"),
-        ("/ws/connect", "user_id=u&app_version=" + "v" * 33, "app_version is longer"),
+        ("/ws/connect", "user_id=u&device_type=" + "d" * 33, "device_type must be"),
+        ("/ws/connect", "user_id=u&app_version=" + "v" * 33, "app_version must be"),
         ("/ws/connect", "user_id=u&since=-1", "since must be"),
         ("/ws/connect", "user_id=u&since=abc", "since must be"),
         ("/ws/notifications/a%2Fb", "", "user_id must be"),  # a % is no id character
