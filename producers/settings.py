@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     @field_validator("auth_jwt_secret")
     @classmethod
     def _no_weak_secret(cls, value: str | None) -> str | None:
-        if value is None:
+        if not value:  # unset, or set to nothing
             return None
         if (
             len(value) < SECRET_MIN_LENGTH

@@ -51,6 +51,7 @@ log = logging.getLogger("notify.edge")
 
 CLOSE_POLICY = 1008
 CLOSE_SERVER_ERROR = 1011
+CLOSE_ABNORMAL = 1006  # never sent: the TCP connection ended without a close frame
 NORMAL_CLOSES = {1000, 1001, 1005}
 
 CONNECT_PATH = "/ws/connect"
@@ -114,7 +115,8 @@ def _label(query: QueryParams, name: str) -> str | None:
 class SocketEndpoints:
     """Serves ``/ws/connect`` and ``/ws/notifications/{user_id}`` in front of the FastAPI
     application ``app`` (whose ``state.edge`` is the node), and keeps the server's own
-    ``send`` in the scope for ``TransportSink``; everything else goes to ``app``."""
+    ``send`` in the scope for ``TransportSink``; a WebSocket on any other path is refused with
+    404, and every HTTP request goes to ``app``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -133,8 +135,9 @@ class SocketEndpoints:
         except BadParameter as exc:
             await websocket.send_denial_response(error_response(400, "invalid_parameter", str(exc)))
             return
-        if params is None:
-            await self.app(scope, receive, send)
+        if params is None:  # the application serves no other WebSocket path
+            message = f"no WebSocket endpoint here: use {CONNECT_PATH} or {NOTIFICATIONS_PREFIX}ID"
+            await websocket.send_denial_response(error_response(404, "not_found", message))
             return
         session = run_session(
             websocket,
@@ -214,8 +217,10 @@ async def run_session(
         await replay_then_go_live(edge, connection, since)
         await receive_loop(ClientSession(edge, connection, principal, bidirectional))
     except WebSocketDisconnect as exc:
-        if exc.code not in NORMAL_CLOSES:
-            log.info("%r lost (close code %s)", connection, exc.code)
+        if exc.code == CLOSE_ABNORMAL:
+            log.info("%r lost: the connection ended without a close frame", connection)
+        elif exc.code not in NORMAL_CLOSES:
+            log.info("%r closed by the client with code %s", connection, exc.code)
     except asyncio.CancelledError as exc:
         if not broker_cancelled(exc):
             raise

@@ -40,5 +40,5 @@ def test_a_bad_parameter_is_named(path: str, query: str, complaint: str) -> None
 
 
 @pytest.mark.parametrize("path", ["/ws/stats", "/ws/notifications/a/b", "/ws/connect/x", "/"])
-def test_other_paths_are_left_to_the_router(path: str) -> None:
+def test_other_paths_are_not_socket_sessions(path: str) -> None:
     assert session_params(path, QueryParams("user_id=u")) is None
