@@ -39,6 +39,7 @@ HANDSHAKE_STATUSES = {101, 400, 401, 403, 404, 429}
 SERVER_REFUSALS = {400, 414, 431}
 WAIT = 10.0
 
+
 def fuzz(examples: int) -> settings:
     return settings(
         max_examples=examples,
@@ -46,6 +47,7 @@ def fuzz(examples: int) -> settings:
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
+
 
 # Characters that have broken parsers before: non-ASCII digits, controls of both ranges, bidi
 # controls, slashes of both kinds, percent signs, whitespace.
