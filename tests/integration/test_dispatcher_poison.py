@@ -45,6 +45,22 @@ BAD_INPUT = {
     "two audiences": (body(room="lobby"), "system_alert", "exactly one audience"),
     "oversize data": (body(data={"blob": "x" * 17_000}), "system_alert", "larger than 16384"),
     "missing event_id": (body(event_id=None), "system_alert", "event_id: Field required"),
+    "deeply nested data": (
+        b'{"event_id":"%s","schema_version":1,"notification_type":"system_alert",'
+        b'"user_id":"u1","data":{"x":%s}}' % (str(uuid.uuid4()).encode(), b"[" * 300 + b"]" * 300),
+        "system_alert",
+        "nested more than 32 levels",
+    ),
+    "bidi override in a title": (body(title="inv\u202eoice"), "system_alert", "title"),
+    "redirect in action_url": (body(action_url="/\\evil.example"), "system_alert", "action_url"),
+    "seq beyond bigint": (
+        orjson.dumps(
+            {"event_id": str(uuid.uuid4()), "schema_version": 1,
+             "event_type": "notification.all_read", "user_id": "u1", "up_to_seq": 2**63}
+        ),
+        "notification.all_read",
+        "up_to_seq",
+    ),
     "read event without ids": (
         orjson.dumps(
             {"event_id": str(uuid.uuid4()), "schema_version": 1,
