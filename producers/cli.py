@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -19,10 +20,11 @@ from pydantic import ValidationError
 
 from producers.catalog import NotificationType, Priority
 from producers.envelope import describe
+from producers.invocation import command_name
 from producers.outbox_relay import DEFAULT_BATCH_SIZE, DEFAULT_KEEP_SENT, DEFAULT_POLL_INTERVAL
 from producers.runner import run, setup_logging
 from producers.settings import Settings, async_database_url, get_settings, redact
-from socket_edge.commands import DEFAULT_HOST, DEFAULT_PORT
+from socket_edge.commands import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_URL, check_port
 
 SHUTDOWN_GRACE = 10.0
 
@@ -56,54 +58,82 @@ def up(settings: Settings, host: str, port: int, dev: bool) -> None:
     from socket_edge import devmode
     from socket_edge.auth import new_secret
 
-    env = dict(os.environ)
+    notify = command_name()
+    session: devmode.DevSession | None = None
     if dev and not settings.auth_configured:
-        env["AUTH_JWT_SECRET"] = new_secret()
-        env.setdefault("ALLOWED_ORIGINS", "http://localhost:*,http://127.0.0.1:*")
-        path = devmode.write_secret(env["AUTH_JWT_SECRET"])
-        click.secho(
-            "DEVELOPMENT MODE: tokens are signed with a secret generated for this session "
-            f"(kept in {path} until Ctrl-C). Never use --dev in production.\n"
-            "Mint a token with: notify token --user alice [--rooms 'tour_*'] [--admin]",
-            fg="yellow",
-            bold=True,
-            err=True,
-        )
+        # Before anything else: a second session must not touch the first one's secret.
+        try:
+            session = devmode.start_session()
+        except devmode.DevSessionRunning as running:
+            pid = f" (pid {running.pid})" if running.pid is not None else ""
+            raise click.ClickException(
+                f"another `{notify} up --dev` is running{pid}: stop it first"
+            ) from None
     elif not settings.auth_configured:
         raise click.ClickException(
-            "no AUTH_JWT_SECRET is set: set one, or run `notify up --dev` for a local demo"
+            f"no AUTH_JWT_SECRET is set: set one, or run `{notify} up --dev` for a local demo"
         )
-    run(run_migrations(settings.database_url))
-    click.echo(f"database {redact(settings.database_url)} is at head", err=True)
+    try:
+        check_port(host, port)
+        env = dict(os.environ)
+        if session is not None:
+            env["AUTH_JWT_SECRET"] = new_secret()
+            env.setdefault("ALLOWED_ORIGINS", "http://localhost:*,http://127.0.0.1:*")
+            path = session.write_secret(env["AUTH_JWT_SECRET"])
+            click.secho(
+                "DEVELOPMENT MODE: tokens are signed with a secret generated for this session "
+                f"(kept in {path} until Ctrl-C). Never use --dev in production.\n"
+                f"Mint a token with: {notify} token --user alice [--rooms 'tour_*'] [--admin]",
+                fg="yellow",
+                bold=True,
+                err=True,
+            )
+        run(run_migrations(settings.database_url))
+        click.echo(f"database {redact(settings.database_url)} is at head", err=True)
+        code = _run_pipeline(env, host, port, notify)
+    finally:
+        if session is not None:
+            session.close()
+    sys.exit(code)
+
+
+def _client_url(host: str, port: int) -> str:
+    """The ws:// URL a client on this machine reaches an edge listening on host:port at."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"ws://[{host}]:{port}" if ":" in host else f"ws://{host}:{port}"
+
+
+def _run_pipeline(env: dict[str, str], host: str, port: int, notify: str) -> int:
+    """Start a dispatcher and an edge, print how to use them, and supervise them."""
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.set()
+
+    # Installed before the children start, so that a signal never leaves them running.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     base = [sys.executable, "-m", "producers.cli"]
     children = [
         subprocess.Popen([*base, "dispatcher"], env=env),
         subprocess.Popen([*base, "edge", "--host", host, "--port", str(port)], env=env),
     ]
+    url = _client_url(host, port)
+    url_option = "" if url == DEFAULT_URL else f" --url {url}"
     click.echo(
-        f"pipeline up: WebSocket ws://{host}:{port}/ws/connect?user_id=... (Ctrl-C stops)",
+        f"pipeline up: WebSocket {url}/ws/connect?user_id=... (Ctrl-C stops)\n"
+        f"Try it: {notify} listen --user alice{url_option}, and in another terminal "
+        f"{notify} send --user alice --type booking_confirmed -d booking_id=b1 "
+        "-d tour_name=Masada",
         err=True,
     )
-    try:
-        code = _supervise(children)
-    finally:
-        if dev:
-            devmode.remove_secret()
-    sys.exit(code)
+    return _supervise(children, stopping)
 
 
-def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
-    """Wait until a child exits or a signal arrives, then stop every child and return."""
-    stopping = False
-
-    def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+def _supervise(children: list[subprocess.Popen[bytes]], stopping: threading.Event) -> int:
+    """Wait until a child exits or ``stopping`` is set, then stop every child and return."""
     code = 0
-    while not stopping:
+    while not stopping.is_set():
         exited = [c for c in children if c.poll() is not None]
         if exited:
             code = exited[0].returncode or 1

@@ -29,10 +29,21 @@ def free_port() -> int:
 class NotifyProcess:
     """One ``notify ...`` child process whose merged output is read line by line."""
 
-    def __init__(self, name: str, args: list[str], env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: Mapping[str, str],
+        *,
+        drop: tuple[str, ...] = (),
+        cwd: str | None = None,
+    ) -> None:
+        """``env`` goes over this process's environment, less the variables in ``drop``."""
         self.name = name
         self.args = args
         self.env = dict(env)
+        self.drop = drop
+        self.cwd = cwd
         self.lines: list[str] = []
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -47,18 +58,22 @@ class NotifyProcess:
     def returncode(self) -> int | None:
         return None if self._proc is None else self._proc.returncode
 
-    async def start(self, ready_line: str) -> NotifyProcess:
+    async def start(self, ready_line: str | None) -> NotifyProcess:
+        """Start the process and wait for ``ready_line`` (None: do not wait)."""
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        env = {k: v for k, v in env.items() if k not in self.drop}
         self._proc = await asyncio.create_subprocess_exec(
             NOTIFY,
             *self.args,
             env=env,
+            cwd=self.cwd,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
         self._reader = asyncio.create_task(self._read())
-        await self.wait_for_line(ready_line)
+        if ready_line is not None:
+            await self.wait_for_line(ready_line)
         return self
 
     async def _read(self) -> None:
@@ -104,6 +119,20 @@ class NotifyProcess:
             if len(found) >= count:
                 return found[:count]
             await self.wait_for_line(needle, after=len(self.lines))
+
+    async def exited(self, timeout: float = READY_TIMEOUT) -> int:
+        """Wait for the process to exit by itself; its exit code. On timeout it is left
+        running (for ``stop``) and TimeoutError names its output."""
+        assert self._proc is not None and self._reader is not None
+        try:
+            await asyncio.wait_for(self._proc.wait(), timeout)
+            await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"{self.name} did not exit within {timeout}s; its output:\n" + "\n".join(self.lines)
+            ) from None
+        assert self._proc.returncode is not None
+        return self._proc.returncode
 
     async def stop(self, sig: int = signal.SIGTERM) -> int:
         """Signal the process (by its own PID) and wait for it; kill it if it lingers."""
