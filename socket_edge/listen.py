@@ -177,6 +177,11 @@ async def listen(
                     if not renewal.expired():
                         raise
                     renewed = True  # leaving the block closes the socket with 1000
+                except asyncio.CancelledError:
+                    # Ctrl-C: say goodbye with 1001 (going away); left to the client library,
+                    # a block ended by an exception closes with 1011, a server error.
+                    await asyncio.shield(ws.close(1001, "client going away"))
+                    raise
             # The server closed the socket with 1000, 1001 or no status.
             ending = closed(ws.close_code or 1006, ws.close_reason)
         except (InvalidURI, ValueError) as exc:

@@ -375,3 +375,26 @@ async def test_up_names_the_command_as_the_user_can_run_it(
     assert f"Mint a token with: {expected} token --user alice" in output, output
     assert f"Try it: {expected} listen --user alice --url ws://127.0.0.1:" in output, output
     assert f"in another terminal {expected} send --user alice" in output, output
+
+
+async def test_listen_stopped_with_ctrl_c_says_goodbye_with_1001_not_a_server_error(
+    process_env: dict[str, str], user_id: str
+) -> None:
+    edge, port = await start_edge(process_env)
+    try:
+        for _ in range(3):
+            listen = NotifyProcess(
+                "notify listen",
+                ["listen", "--user", user_id, "--url", f"ws://127.0.0.1:{port}"],
+                {**process_env, "NOTIFY_TOKEN": token_for(user_id)},
+            )
+            await listen.start("replay_complete")
+            await listen.stop(signal.SIGINT)
+        # The edge logs a close only when it is not a normal one (1000, 1001, no status); a
+        # client gone with 1011 would be "closed by the client with code 1011".
+        async with ws_client(f"ws://127.0.0.1:{port}", user_id) as client:
+            await client.send({"action": "ping"})
+            await client.expect("pong")  # every earlier close has been handled by now
+    finally:
+        await edge.stop()
+    assert not [line for line in edge.lines if "closed by the client" in line or "lost" in line]
