@@ -108,6 +108,17 @@ def json_object(value: dict[str, Any], max_bytes: int = DATA_MAX_BYTES) -> dict[
     """Check that ``value`` is a JSON object a client can be sent: at most ``DATA_MAX_DEPTH``
     levels deep, encodable (no lone surrogates, integers within 64 bits) and at most
     ``max_bytes`` once encoded. Raises ValueError naming what is wrong."""
+    _check_depth(value)
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise ValueError(f"cannot be encoded as JSON: {exc}") from None
+    if len(encoded) > max_bytes:
+        raise DataTooLarge(f"is larger than {max_bytes} bytes once encoded")
+    return value
+
+
+def _check_depth(value: dict[str, Any]) -> None:
     stack: list[tuple[object, int]] = [(value, 1)]  # a container, and how many enclose it
     while stack:
         item, depth = stack.pop()
@@ -118,13 +129,6 @@ def json_object(value: dict[str, Any], max_bytes: int = DATA_MAX_BYTES) -> dict[
                 if depth + 1 > DATA_MAX_DEPTH:
                     raise ValueError(f"is nested more than {DATA_MAX_DEPTH} levels deep")
                 stack.append((child, depth + 1))
-    try:
-        encoded = orjson.dumps(value)
-    except orjson.JSONEncodeError as exc:
-        raise ValueError(f"cannot be encoded as JSON: {exc}") from None
-    if len(encoded) > max_bytes:
-        raise DataTooLarge(f"is larger than {max_bytes} bytes once encoded")
-    return value
 
 
 Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -133,6 +137,11 @@ Message = Annotated[str, Field(max_length=MESSAGE_MAX), AfterValidator(_plain_te
 ActionUrl = Annotated[str, Field(max_length=ACTION_URL_MAX), AfterValidator(_action_url)]
 ProducerName = Annotated[str, Field(pattern=ID_PATTERN)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(json_object)]
+
+
+def _shallow(value: dict[str, Any]) -> dict[str, Any]:
+    _check_depth(value)
+    return value
 
 
 class Envelope(BaseModel):
@@ -154,7 +163,9 @@ class Envelope(BaseModel):
     broadcast: bool = False
     title: Title | None = None
     message: Message | None = None
-    data: JsonObject = Field(default_factory=dict)
+    # Depth is checked on what arrives (an SDK passes dates and Decimals, which the type's
+    # model turns into JSON); the JSON form is checked whole once normalised.
+    data: Annotated[dict[str, Any], AfterValidator(_shallow)] = Field(default_factory=dict)
     action_url: ActionUrl | None = None
     occurred_at: AwareDatetime | None = None
     producer: ProducerName | None = None
@@ -173,8 +184,10 @@ class Envelope(BaseModel):
         except ValidationError as exc:
             raise ValueError(describe(exc, prefix="data")) from None
         data = parsed.model_dump(mode="json", exclude_unset=True)
-        if len(orjson.dumps(data)) > DATA_MAX_BYTES:
-            raise ValueError(f"data is larger than {DATA_MAX_BYTES} bytes once encoded")
+        try:
+            json_object(data)
+        except ValueError as exc:
+            raise ValueError(f"data {exc}") from None
         # The model is frozen; these assignments complete it during validation only.
         object.__setattr__(self, "data", data)
         if self.priority is None:

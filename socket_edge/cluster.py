@@ -16,11 +16,13 @@ import logging
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import aio_pika
 import orjson
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, ExchangeType
+from aio_pika.exceptions import AMQPError
 
 from dispatcher.records import timestamp
 from producers import topology
@@ -46,6 +48,9 @@ class NodeReport:
     users: list[str] = field(default_factory=list)
     rooms: dict[str, int] = field(default_factory=dict)
     refusals: dict[str, int] = field(default_factory=dict)
+    # The node's last report, sent as it stops: the others forget it at once instead of
+    # counting it until its report goes stale.
+    leaving: bool = False
 
 
 class Cluster:
@@ -85,10 +90,16 @@ class Cluster:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._stats is not None:
+            try:
+                await self._publish_report(leaving=True)
+            except (AMQPError, ConnectionError, RuntimeError) as exc:
+                # Without a broker the others forget this node when its report goes stale.
+                log.debug("could not announce the node's departure: %s", exc)
 
     # -- reports ---------------------------------------------------------------------------
 
-    def own_report(self) -> NodeReport:
+    def own_report(self, leaving: bool = False) -> NodeReport:
         node = self.node
         return NodeReport(
             node_id=node.node_id,
@@ -101,6 +112,7 @@ class Cluster:
             users=node.users(),
             rooms=node.rooms(),
             refusals=dict(node.refusals),
+            leaving=leaving,
         )
 
     def fresh_reports(self) -> list[NodeReport]:
@@ -120,9 +132,9 @@ class Cluster:
             except Exception as exc:  # noqa: BLE001 - the next report may go through
                 log.warning("could not publish the node report: %s", exc)
 
-    async def _publish_report(self) -> None:
+    async def _publish_report(self, leaving: bool = False) -> None:
         assert self._stats is not None
-        body = orjson.dumps(asdict(self.own_report()))
+        body = orjson.dumps(asdict(self.own_report(leaving)))
         await self._stats.publish(aio_pika.Message(body, expiration=self.interval * 2), "")
 
     async def _on_report(self, message: AbstractIncomingMessage) -> None:
@@ -131,7 +143,11 @@ class Cluster:
         except (orjson.JSONDecodeError, TypeError) as exc:
             log.warning("ignoring a malformed node report: %s", exc)
             return
-        if report.node_id != self.node.node_id:
+        if report.node_id == self.node.node_id:
+            return
+        if report.leaving:
+            self._reports.pop(report.node_id, None)
+        else:
             self._reports[report.node_id] = report
 
     # -- questions -------------------------------------------------------------------------
@@ -166,7 +182,8 @@ class Cluster:
                     break
         finally:
             del self._waiting[correlation]
-        return sorted(answers, key=lambda a: str(a["connected_at"]))
+        # By time, not by text: a timestamp on a whole second has no fraction.
+        return sorted(answers, key=lambda a: datetime.fromisoformat(str(a["connected_at"])))
 
     async def _on_question(self, message: AbstractIncomingMessage) -> None:
         if message.app_id == self.node.node_id or not message.reply_to:

@@ -231,3 +231,34 @@ def workers(proc: NotifyProcess) -> set[str]:
     return {
         line.split("edge node ", 1)[1].split()[0] for line in proc.lines if "edge node " in line
     }
+
+
+async def test_an_edge_that_stops_leaves_the_cluster_stats_at_once(
+    amqp: AbstractRobustConnection,
+    process_env: dict[str, str],
+    edge_process: tuple[NotifyProcess, int],
+) -> None:
+    """Without its last report, a stopped edge would be counted until its report went stale
+    (three intervals): its sockets and users would stay in the stats after a deploy."""
+    spare, _ = await start_edge(process_env)
+    spare_id = (await spare.wait_for_line("edge node ")).split("edge node ")[1].split()[0]
+    watching = asyncio.Event()
+
+    def gone(seen: dict[str, Any]) -> bool:
+        if spare_id in seen:
+            watching.set()  # a report of the spare came through: the watch is bound
+        return bool(seen.get(spare_id, {}).get("leaving"))
+
+    leaving = asyncio.ensure_future(wait_for_reports(amqp, gone))
+    await asyncio.wait_for(watching.wait(), 15)
+    await spare.stop()
+    await leaving
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{edge_process[1]}", headers=admin_headers()
+    ) as http:
+        for _ in range(15):  # 1.5 s at most: a stale report would stay for 4 s or more
+            nodes = (await http.get("/ws/stats")).json()["cluster"]["nodes"]
+            if spare_id not in {n["node_id"] for n in nodes}:
+                break
+            await asyncio.sleep(0.1)
+    assert spare_id not in {n["node_id"] for n in nodes}
