@@ -79,6 +79,7 @@ def up(settings: Settings, host: str, port: int, dev: bool) -> None:
         if session is not None:
             env["AUTH_JWT_SECRET"] = new_secret()
             env.setdefault("ALLOWED_ORIGINS", "http://localhost:*,http://127.0.0.1:*")
+            env["DEV_MODE"] = "true"  # the demo inbox at /demo, and the API docs
             path = session.write_secret(env["AUTH_JWT_SECRET"])
             click.secho(
                 "DEVELOPMENT MODE: tokens are signed with a secret generated for this session "
@@ -127,6 +128,9 @@ def _run_pipeline(env: dict[str, str], host: str, port: int, notify: str) -> int
         "-d tour_name=Masada",
         err=True,
     )
+    if env.get("DEV_MODE") == "true":
+        page = url.replace("ws://", "http://", 1)
+        click.echo(f"Demo inbox in a browser: {page}/demo?user=alice", err=True)
     return _supervise(children, stopping)
 
 

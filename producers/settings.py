@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # The interactive API docs (/docs, /redoc, /openapi.json) describe the admin endpoints too;
     # off unless asked for (`notify up --dev` turns them on).
     api_docs: bool = False
+    # Development mode (`notify up --dev`): the edge also serves the demo inbox at /demo and
+    # mints a token for any user at /demo/token. Never in production.
+    dev_mode: bool = False
 
     dispatcher_batch_size: int = Field(default=200, ge=1)
     # 0: a batch is what arrived while the previous one was written. Under load batches fill

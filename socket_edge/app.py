@@ -13,7 +13,7 @@ from starlette.types import ASGIApp
 
 from producers.runner import setup_logging
 from producers.settings import Settings, get_settings
-from socket_edge import http_errors, routes_api, routes_health
+from socket_edge import http_errors, routes_api, routes_demo, routes_health
 from socket_edge.edge import EdgeNode
 from socket_edge.guard import RestGuard
 from socket_edge.limits import origin_regex
@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None, node_id: str | None = None) -> 
         finally:
             await edge.stop()
 
-    docs = settings.api_docs
+    docs = settings.api_docs or settings.dev_mode
     app = FastAPI(
         title="Tour notifications: socket edge",
         version="0.1.0",
@@ -93,6 +93,8 @@ def create_app(settings: Settings | None = None, node_id: str | None = None) -> 
         )
     app.include_router(routes_health.router)
     app.include_router(routes_api.router)
+    if settings.dev_mode:
+        app.include_router(routes_demo.router)
     if settings.websocket_enabled:
         return SocketEndpoints(app)
     return app
