@@ -65,6 +65,18 @@ UNREAD_COUNT = text(
 
 HIGH_WATER = text("SELECT coalesce(max(seq), 0) FROM notification_events")
 
+# The read events of some users in a range of the log: the read syncs an edge missed.
+READS_SINCE = text(
+    """
+    SELECT seq, event_type, payload FROM notification_events
+    WHERE seq > :since AND seq <= :high_water
+      AND event_type IN ('notification.read', 'notification.all_read')
+      AND payload->>'user_id' = ANY(:users)
+    ORDER BY seq
+    LIMIT :limit
+    """
+)
+
 # A room's notifications after a cursor (the room's history, replayed on subscribe).
 ROOM_SINCE = text(
     f"""

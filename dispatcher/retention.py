@@ -7,7 +7,6 @@ to its own seq, so ``notify rebuild`` removes exactly the same rows again.
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,17 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher.events import Pruned
 from dispatcher.store import EventStore
-
-_AGE = re.compile(r"\s*(\d+)\s*([dhm])\s*")
-_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+from producers.settings import parse_duration
 
 
 def parse_age(text: str) -> timedelta:
-    """``90d``, ``36h`` or ``45m`` as a timedelta; ValueError naming the accepted forms."""
-    match = _AGE.fullmatch(text)
-    if match is None or int(match[1]) == 0:
-        raise ValueError(f"{text!r} is not an age: use a positive count of d, h or m, e.g. 90d")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+    """A positive duration with its unit (``90d``, ``36h``, ``45m``, ``30s``: the grammar of
+    ``producers.settings.parse_duration``); a bare number is refused, since a prune by the
+    wrong unit cannot be undone. ValueError naming the accepted forms."""
+    age = parse_duration(text)
+    if age is None or age <= timedelta(0):
+        raise ValueError(f"{text!r} is not an age: use a positive count of d, h, m or s, e.g. 90d")
+    return age
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,20 @@ DEFAULT_BROADCAST_WINDOW = timedelta(days=7)
 UNROUTED_LIMIT = 10_000
 
 
+async def read_delivery(
+    conn: AsyncConnection, seq: int, event_type: str, payload: object, window: timedelta
+) -> Delivery:
+    """The read sync of a logged read event, rebuilt from the log with the user's unread
+    count as of ``conn``'s snapshot: for a dispatcher re-sending what was never confirmed, and
+    for an edge catching up after a broker blip."""
+    event = ReadEvent.model_validate(payload)
+    params = {"user_id": event.user_id, "window": window}
+    count = int((await conn.execute(UNREAD_COUNT, params)).scalar_one())
+    up_to = all_read_bound(event, seq) if event_type == ALL_READ else None
+    ids = [str(i) for i in event.ids]
+    return ReadApplied(seq, event.user_id, ids, count, up_to).delivery()
+
+
 class Pending(Protocol):
     async def wait(self) -> None:
         """Return once the broker has every delivery of the batch; raise ``NotDelivered`` if
@@ -161,12 +175,9 @@ class EventStore:
                 notification = StoredNotification.from_envelope(envelope, row.seq)
                 deliveries.append(notification_delivery(notification))
                 continue
-            event = ReadEvent.model_validate(row.payload)
-            params = {"user_id": event.user_id, "window": self.window}
-            count = int((await conn.execute(UNREAD_COUNT, params)).scalar_one())
-            up_to = all_read_bound(event, row.seq) if row.event_type == ALL_READ else None
-            ids = [str(i) for i in event.ids]
-            deliveries.append(ReadApplied(row.seq, event.user_id, ids, count, up_to).delivery())
+            deliveries.append(
+                await read_delivery(conn, row.seq, row.event_type, row.payload, self.window)
+            )
         return deliveries
 
     async def append_in(

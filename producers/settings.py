@@ -108,12 +108,12 @@ class Settings(BaseSettings):
     @field_validator("broadcast_unread_window", mode="before")
     @classmethod
     def _short_duration(cls, value: object) -> object:
-        """Accept ``7d``, ``12h``, ``30m``, ``45s`` or plain seconds beside ISO 8601."""
+        """Accept ``7d``, ``12h``, ``30m``, ``45s`` beside what pydantic reads itself: plain
+        seconds and ISO 8601 (``P7D``)."""
         if isinstance(value, str):
-            match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*", value)
-            if match:
-                unit = {"d": "days", "h": "hours", "m": "minutes"}.get(match[2], "seconds")
-                return timedelta(**{unit: float(match[1])})
+            duration = parse_duration(value)
+            if duration is not None:
+                return duration
         return value
 
     @field_validator("auth_jwt_algorithms", "allowed_origins", "trusted_proxies", mode="before")
@@ -150,6 +150,20 @@ class Settings(BaseSettings):
     @classmethod
     def _use_asyncpg(cls, value: str) -> str:
         return async_database_url(value)
+
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([dhms])\s*")
+_DURATION_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """``90d``, ``12h``, ``30m``, ``45s`` (a count, decimals allowed, and its unit) as a
+    timedelta; None for anything else. The one grammar of short durations, for settings and
+    command-line options alike."""
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        return None
+    return timedelta(**{_DURATION_UNITS[match[2]]: float(match[1])})
 
 
 def estimated_entropy_bits(secret: str) -> float:

@@ -35,14 +35,24 @@ SEQ_HEADER = "x-notify-seq"
 ORIGIN_HEADER = "x-notify-origin"
 
 BROADCAST_KEY = "broadcast"
+USER_PREFIX = "user."
+ROOM_PREFIX = "room."
 
 
 def user_key(user_id: str) -> str:
-    return f"user.{user_id}"
+    return f"{USER_PREFIX}{user_id}"
 
 
 def room_key(room: str) -> str:
-    return f"room.{room}"
+    return f"{ROOM_PREFIX}{room}"
+
+
+def is_user_key(key: str) -> bool:
+    return key.startswith(USER_PREFIX)
+
+
+def is_room_key(key: str) -> bool:
+    return key.startswith(ROOM_PREFIX)
 
 
 def edge_queue_name(node_id: str) -> str:

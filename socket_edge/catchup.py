@@ -6,7 +6,8 @@ seen, every live stream is put on hold (keeping its mark) and the last seq recei
 The robust connection then re-declares the queue, re-binds its keys one by one and consumes
 again; frames that arrive meanwhile wait in the held streams, whichever keys are bound first.
 Once it is restored, everything routed to this node's users, rooms and broadcasts after the
-noted seq is read from one Postgres snapshot and added to the held streams, and each stream is
+noted seq (notifications, and the read syncs of its users: a read done on another device
+meanwhile) is read from one Postgres snapshot and added to the held streams, and each stream is
 released: its frames go out in seq order, each seq once (``Connection.release``). Nothing is
 missed, nothing is sent twice, and nothing lower comes after something higher. The seqs read
 are noted with the node, so that a dispatcher publishing them again later is ignored.
@@ -29,10 +30,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import RowMapping
-
-from dispatcher.queries import HIGH_WATER, ROUTED_SINCE
-from dispatcher.records import StoredNotification, encode_frame, notification_frame
+from dispatcher.queries import HIGH_WATER, READS_SINCE, ROUTED_SINCE
+from dispatcher.records import Delivery, StoredNotification, notification_delivery
+from dispatcher.store import read_delivery
 from producers import topology
 from socket_edge.connection import Connection, Stream
 from socket_edge.sinks import OutFrame
@@ -99,12 +99,12 @@ class CatchUp:
             log.warning("broker connection restored: catching up from seq %d", since)
             drops = self._drops
             try:
-                rows, high_water = await self._read(since)
+                deliveries, high_water = await self._read(since)
                 if self._drops != drops:
                     log.warning("broker connection lost again during the catch-up; holding the "
                                 "streams until it is back")  # fmt: skip
                     return
-                await self.run(rows, high_water)
+                await self.run(deliveries, high_water)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -113,20 +113,21 @@ class CatchUp:
             self._since = None
             self._holding = []
 
-    async def run(self, rows: list[RowMapping], high_water: int) -> None:
+    async def run(self, deliveries: list[Delivery], high_water: int) -> None:
+        """Add ``deliveries`` (in seq order) to the held streams they are for, then release
+        every held stream."""
         node = self.node
-        if len(rows) > CATCH_UP_LIMIT:
-            log.warning("catch-up of %d notifications is too large; asking clients to replay",
-                        len(rows))  # fmt: skip
+        if len(deliveries) > CATCH_UP_LIMIT:
+            log.warning("catch-up of %d deliveries is too large; asking clients to replay",
+                        len(deliveries))  # fmt: skip
             await self._close_all()
             return
         connections = tuple(node.connections)
         reached = 0
-        for row in rows:
-            notification = StoredNotification.from_row(row)
-            node.seen(notification.seq)
-            frame = OutFrame(encode_frame(notification_frame(notification)))
-            key = notification.delivery_key
+        for delivery in deliveries:
+            node.seen(delivery.seq)
+            frame = OutFrame(delivery.body.decode())
+            key = delivery.routing_key
             if key == topology.BROADCAST_KEY:
                 targets: tuple[Connection, ...] = connections
             else:
@@ -135,19 +136,21 @@ class CatchUp:
             # own replay, which drops what its snapshot covers) releases it.
             held = [c for c in targets if c.holding(c.user_key if key == topology.BROADCAST_KEY
                                                     else key)]  # fmt: skip
-            node.fan_out(key, notification.seq, frame, held)
+            node.fan_out(key, delivery.seq, frame, held)
             reached += len(held)
         for connection, key, stream in self._holding:
             if connection.holds(key, stream):
                 connection.release(key, stream.high_water)
         node.last_seq = max(node.last_seq, high_water)
-        log.info("caught up %d notifications (%d frames) for %d sockets",
-                 len(rows), reached, len(connections))  # fmt: skip
+        log.info("caught up %d deliveries (%d frames) for %d sockets",
+                 len(deliveries), reached, len(connections))  # fmt: skip
 
-    async def _read(self, since: int) -> tuple[list[RowMapping], int]:
+    async def _read(self, since: int) -> tuple[list[Delivery], int]:
+        """What was routed to this node after ``since``, in seq order, from one snapshot."""
         node = self.node
         users = node.users()
         rooms = list(node.rooms())
+        window = node.settings.broadcast_unread_window
         async with node.engine.connect() as conn:
             conn = await conn.execution_options(
                 isolation_level="REPEATABLE READ", postgresql_readonly=True
@@ -160,12 +163,28 @@ class CatchUp:
                         "since": since,
                         "users": users,
                         "rooms": rooms,
-                        "window": node.settings.broadcast_unread_window,
+                        "window": window,
                         "limit": CATCH_UP_LIMIT + 1,
                     },
                 )
-                rows = list(result.mappings().all())
-        return rows, high_water
+                deliveries = [
+                    notification_delivery(StoredNotification.from_row(row))
+                    for row in result.mappings().all()
+                ]
+                reads = await conn.execute(
+                    READS_SINCE,
+                    {
+                        "since": since,
+                        "high_water": high_water,
+                        "users": users,
+                        "limit": CATCH_UP_LIMIT + 1,
+                    },
+                )
+                for row in reads.all():
+                    deliveries.append(
+                        await read_delivery(conn, row.seq, row.event_type, row.payload, window)
+                    )
+        return sorted(deliveries, key=lambda d: d.seq), high_water
 
     async def _close_all(self) -> None:
         await asyncio.gather(

@@ -116,8 +116,8 @@ class Connection:
 
     @property
     def rooms(self) -> list[str]:
-        prefix = len(topology.room_key(""))
-        return [key[prefix:] for key in self._streams if key.startswith("room.")]
+        prefix = len(topology.ROOM_PREFIX)
+        return [key[prefix:] for key in self._streams if topology.is_room_key(key)]
 
     def has_stream(self, key: str) -> bool:
         return key in self._streams

@@ -16,7 +16,7 @@ import os
 import socket
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from aio_pika.exceptions import AMQPError
@@ -26,7 +26,13 @@ from dispatcher import database
 from dispatcher.records import encode_frame
 from dispatcher.store import EventStore
 from producers import topology
-from producers.envelope import Envelope, ReadEvent
+from producers.envelope import (
+    SCHEMA_VERSION,
+    Envelope,
+    ReadEvent,
+    ReadEventType,
+    new_event_id,
+)
 from producers.publisher import Publisher
 from producers.settings import Settings
 from socket_edge import frames
@@ -48,6 +54,26 @@ SEEN_WINDOW = 65_536
 
 # An event the edge publishes on a client's behalf: a broadcast, or a read.
 Event = TypeVar("Event", Envelope, ReadEvent)
+# The producer name of those events in the log.
+EDGE_PRODUCER = "socket-edge"
+
+
+def read_event(
+    user_id: str, *, ids: Sequence[uuid.UUID] = (), up_to_seq: int | None = None, all: bool = False
+) -> ReadEvent:
+    """The read event of a user's ``mark_read`` (``ids``) or ``mark_all_read`` (``all``, up to
+    ``up_to_seq`` when given), as the edge publishes it for a socket or a REST call."""
+    return ReadEvent.model_validate(
+        {
+            "event_id": new_event_id(),
+            "schema_version": SCHEMA_VERSION,
+            "event_type": ReadEventType.ALL_READ if all else ReadEventType.READ,
+            "user_id": user_id,
+            "ids": list(ids),
+            "up_to_seq": up_to_seq if all else None,
+            "producer": EDGE_PRODUCER,
+        }
+    )
 
 
 def new_node_id() -> str:
@@ -124,7 +150,7 @@ class EdgeNode:
     ) -> None:
         broadcast = key == topology.BROADCAST_KEY
         sent = 0
-        if broadcast or key.startswith("user."):
+        if broadcast or topology.is_user_key(key):
             # Personal and broadcast notifications have per-user state: note who got it.
             reached: set[str] = set()
             for connection in targets:
@@ -207,16 +233,16 @@ class EdgeNode:
         )
 
     def rooms(self) -> dict[str, int]:
-        prefix = len(topology.room_key(""))
+        prefix = len(topology.ROOM_PREFIX)
         return {
             key[prefix:]: len(self.registry.members(key))
             for key in self.registry.active_keys()
-            if key.startswith("room.")
+            if topology.is_room_key(key)
         }
 
     def users(self) -> list[str]:
-        prefix = len(topology.user_key(""))
-        return [key[prefix:] for key in self.registry.active_keys() if key.startswith("user.")]
+        prefix = len(topology.USER_PREFIX)
+        return [key[prefix:] for key in self.registry.active_keys() if topology.is_user_key(key)]
 
     def established(self, connection: Connection) -> OutFrame:
         return OutFrame(

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
+from fnmatch import fnmatchcase, translate
 
 
 @dataclass(slots=True)
@@ -91,8 +90,9 @@ def origin_allowed(origin: str | None, allowed: list[str]) -> bool:
 
 
 def origin_regex(allowed: list[str]) -> str | None:
-    """The allow-list as one regular expression, for the REST API's CORS."""
+    """The allow-list as one regular expression, for the REST API's CORS: each entry
+    translated by ``fnmatch`` itself, so that CORS and sockets read every pattern (``*``,
+    ``?``, ``[...]``) the same way."""
     if not allowed:
         return None
-    parts = [re.escape(p).replace(r"\*", ".*") for p in allowed]
-    return "^(?:" + "|".join(parts) + ")$"
+    return "|".join(f"(?:{translate(pattern)})" for pattern in allowed)

@@ -16,30 +16,28 @@ from dispatcher.records import timestamp
 from producers.catalog import NotificationType, Priority
 from producers.envelope import (
     ID_PATTERN,
-    MESSAGE_MAX,
     READ_IDS_MAX,
     SCHEMA_VERSION,
     SEQ_MAX,
-    TITLE_MAX,
+    ActionUrl,
     Envelope,
     JsonObject,
-    ReadEvent,
-    ReadEventType,
+    Message,
     Seq,
+    Title,
     describe,
     new_event_id,
 )
 from producers.errors import NotifyError
 from socket_edge.auth import AuthError, Principal, forbidden, token_from
 from socket_edge.cluster import NodeReport
-from socket_edge.edge import EdgeNode, Event
+from socket_edge.edge import EDGE_PRODUCER, EdgeNode, Event, read_event
 from socket_edge.guard import PRINCIPAL_KEY
 from socket_edge.http_errors import error_body
 
 router = APIRouter()
 
 HISTORY_PAGE_MAX = 200
-EDGE_PRODUCER = "socket-edge"
 
 
 def get_edge(request: Request) -> EdgeNode:
@@ -155,10 +153,10 @@ async def user_connections(edge: Edge, user_id: UserId) -> dict[str, Any]:
 class BroadcastBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=TITLE_MAX)
-    message: str = Field(max_length=MESSAGE_MAX)
+    title: Title
+    message: Message
     priority: Priority = Priority.HIGH
-    action_url: str | None = None
+    action_url: ActionUrl | None = None
     data: JsonObject = Field(default_factory=dict)
 
 
@@ -244,17 +242,6 @@ class ReadBody(BaseModel):
     dependencies=[UserItself],
 )
 async def mark_read(edge: Edge, user_id: UserId, body: ReadBody) -> dict[str, Any]:
-    event_type = ReadEventType.ALL_READ if body.all else ReadEventType.READ
-    event = ReadEvent.model_validate(
-        {
-            "event_id": new_event_id(),
-            "schema_version": SCHEMA_VERSION,
-            "event_type": event_type,
-            "user_id": user_id,
-            "ids": body.ids,
-            "up_to_seq": body.up_to_seq if body.all else None,
-            "producer": EDGE_PRODUCER,
-        }
-    )
+    event = read_event(user_id, ids=body.ids, all=body.all, up_to_seq=body.up_to_seq)
     event_id = await published(edge, event)
     return {"success": True, "event_id": str(event_id)}

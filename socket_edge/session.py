@@ -7,7 +7,6 @@ import logging
 from aio_pika.exceptions import AMQPError
 
 from producers import topology
-from producers.envelope import SCHEMA_VERSION, ReadEvent, ReadEventType, new_event_id
 from producers.errors import NotifyError
 from socket_edge import frames
 from socket_edge.actions import (
@@ -22,13 +21,12 @@ from socket_edge.actions import (
 )
 from socket_edge.auth import Principal
 from socket_edge.connection import Connection
-from socket_edge.edge import EdgeNode
+from socket_edge.edge import EdgeNode, read_event
 from socket_edge.sinks import OutFrame
 
 log = logging.getLogger("notify.edge")
 
 PONG = OutFrame(frames.PONG)
-EDGE_PRODUCER = "socket-edge"
 
 
 class ClientSession:
@@ -122,21 +120,8 @@ class ClientSession:
         await self.edge.relay(self.connection, action.room, action.data)
 
     async def mark_read(self, action: MarkRead) -> None:
-        await self.edge.publish(self._read_event(ReadEventType.READ, ids=action.ids))
+        await self.edge.publish(read_event(self.connection.user_id, ids=action.ids))
 
     async def mark_all_read(self, action: MarkAllRead) -> None:
-        await self.edge.publish(
-            self._read_event(ReadEventType.ALL_READ, up_to_seq=action.up_to_seq)
-        )
-
-    def _read_event(self, event_type: ReadEventType, **fields: object) -> ReadEvent:
-        return ReadEvent.model_validate(
-            {
-                "event_id": new_event_id(),
-                "schema_version": SCHEMA_VERSION,
-                "event_type": event_type,
-                "user_id": self.connection.user_id,
-                "producer": EDGE_PRODUCER,
-                **fields,
-            }
-        )
+        user_id = self.connection.user_id
+        await self.edge.publish(read_event(user_id, all=True, up_to_seq=action.up_to_seq))

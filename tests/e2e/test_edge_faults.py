@@ -15,6 +15,7 @@ from aio_pika.abc import AbstractRobustConnection
 from websockets.exceptions import ConnectionClosed
 
 from producers import topology
+from producers.envelope import SCHEMA_VERSION, ReadEvent, ReadEventType
 from producers.service import NotificationService
 from tests.support import broker_admin
 from tests.support.client import Client, ws_client
@@ -166,6 +167,44 @@ async def test_a_broker_blip_is_invisible_to_connected_clients(
             expected = gap[user_id] + after[user_id]
             got = [(await client.notification())["id"] for _ in expected]
             assert sorted(got) == sorted(expected)
+            await client.nothing_more()
+    finally:
+        await edge.stop()
+
+
+async def test_a_read_done_elsewhere_during_a_broker_blip_reaches_the_socket(
+    service: NotificationService,
+    amqp: AbstractRobustConnection,
+    process_env: dict[str, str],
+    user_id: str,
+) -> None:
+    """The catch-up after a blip carries the read syncs of the gap too: a device connected
+    through it learns of a read done on another device meanwhile, with the new count."""
+    edge, port = await start_edge(process_env)
+    try:
+        node_id = (await edge.wait_for_line("edge node")).split("edge node ", 1)[1].split()[0]
+        async with ws_client(f"ws://127.0.0.1:{port}", user_id) as client:
+            sent = (await publish_committed(service, amqp, [user_id], 2))[user_id]
+            assert [(await client.notification())["id"] for _ in range(2)] == sent
+            read = ReadEvent.model_validate(
+                {
+                    "event_id": uuid.uuid4(),
+                    "schema_version": SCHEMA_VERSION,
+                    "event_type": ReadEventType.READ,
+                    "user_id": user_id,
+                    "ids": [sent[0]],
+                }
+            )
+            async with (
+                watch_deliveries(amqp, topology.user_key(user_id)) as deliveries,
+                broker_admin.no_new_connections(process_env["AMQP_URL"]),
+            ):
+                assert await broker_admin.close_connections_named(f"notify-edge {node_id}") == 1
+                await service.publisher.publish(read)
+                await deliveries.wait_until(lambda f: f.get("type") == "read")
+            await edge.wait_for_line("caught up")
+            sync = await client.expect("read")
+            assert (sync["ids"], sync["unread_count"]) == ([sent[0]], 1)
             await client.nothing_more()
     finally:
         await edge.stop()

@@ -146,4 +146,6 @@ async def test_prune_command_takes_an_age_and_refuses_nonsense(
     assert code == 0, err
     assert out.startswith("pruned ") and "logged as event" in out
     code, _, err = await run_notify("prune", "--older-than", "soon", env=process_env)
-    assert code == 2 and "use a positive count of d, h or m" in err
+    assert code == 2 and "use a positive count of d, h, m or s" in err
+    code, _, err = await run_notify("prune", "--older-than", "90", env=process_env)
+    assert code == 2 and "is not an age" in err  # a bare number: which unit?

@@ -4,7 +4,7 @@ transaction committed, so a test awaits that message instead of polling the data
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import orjson
@@ -35,6 +35,20 @@ class DeliveryWatch:
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(lambda: found() is not None), timeout)
         frame = found()
+        assert frame is not None
+        return frame
+
+    async def wait_until(
+        self, found: Callable[[dict[str, object]], bool], timeout: float = WAIT
+    ) -> dict[str, object]:
+        """The first delivery frame for which ``found`` holds, once it has been published."""
+
+        def first() -> dict[str, object] | None:
+            return next((f for f in self.frames if found(f)), None)
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: first() is not None), timeout)
+        frame = first()
         assert frame is not None
         return frame
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from socket_edge.limits import FrameLimiter, HandshakeLimiter, origin_allowed, origin_regex
 
 
@@ -58,3 +63,27 @@ def test_the_cors_regex_says_the_same() -> None:
     assert re.fullmatch(pattern, "https://rome.tours.example")
     assert not re.fullmatch(pattern, "https://app.example.com.evil.net")
     assert origin_regex([]) is None
+
+
+ORIGIN_CHARS = "ab1.:/*?[]!-"
+
+
+@settings(max_examples=2000, deadline=None, database=None)
+@given(
+    patterns=st.lists(st.text(alphabet=ORIGIN_CHARS, min_size=1, max_size=12), max_size=3),
+    origin=st.text(alphabet="ab1.:/-", max_size=12),
+)
+def test_cors_and_sockets_read_the_origin_allow_list_alike(
+    patterns: list[str], origin: str
+) -> None:
+    regex = origin_regex(patterns)
+    allowed_by_cors = regex is not None and re.fullmatch(regex, origin) is not None
+    assert allowed_by_cors == (bool(patterns) and origin_allowed(origin, patterns))
+
+
+def test_a_question_mark_pattern_admits_the_same_origins_for_cors_and_sockets() -> None:
+    patterns = ["https://app?.example.com"]
+    regex = origin_regex(patterns)
+    assert regex is not None
+    assert origin_allowed("https://app1.example.com", patterns)
+    assert re.fullmatch(regex, "https://app1.example.com")
