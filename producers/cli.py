@@ -309,10 +309,9 @@ def outbox_relay(
 def _register() -> None:
     # Each package contributes the commands of its own processes.
     from dispatcher.commands import COMMANDS as dispatcher_commands
-    from producers.chaos_command import chaos
     from socket_edge.commands import COMMANDS as edge_commands
 
-    for command in (*dispatcher_commands, *edge_commands, chaos):
+    for command in (*dispatcher_commands, *edge_commands):
         cli.add_command(command)
 
 

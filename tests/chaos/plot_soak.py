@@ -1,4 +1,4 @@
-"""Draw the RSS of every process of a soak run (``notify chaos --no-faults``) as a PNG.
+"""Draw the RSS of every process of a soak run (``python -m tests.chaos --no-faults``) as a PNG.
 
 matplotlib is not a dependency of the project: run this with a separate virtualenv that has
 it, for example::

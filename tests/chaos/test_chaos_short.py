@@ -2,7 +2,7 @@
 clients, every fault kind once, on private services, then the checker's account.
 
 The seed is fixed (``CHAOS_SEED`` overrides it), so a failure can be run again as it was:
-``notify chaos --duration 60 --clients 200 --rate 100 --fault-every 8 --seed <seed>``.
+``python -m tests.chaos --duration 60 --clients 200 --rate 100 --fault-every 8 --seed <seed>``.
 """
 
 from __future__ import annotations

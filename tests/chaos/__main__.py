@@ -1,7 +1,8 @@
-"""``notify chaos``: the whole-pipeline chaos run and soak (docs/reliability.md).
+"""``python -m tests.chaos``: the whole-pipeline chaos run and soak (docs/reliability.md).
 
-The harness lives with the tests (tests/chaos/harness), so this command runs from a source
-checkout only: the repository root is the folder above this package.
+The harness belongs to the tests, so the command is theirs too: it runs from a checkout of the
+repository (its root as the current directory) with the development install, not from the
+installed product.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import click
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-HARNESS = REPOSITORY / "tests" / "chaos" / "harness"
+from tests.chaos.harness.runner import ChaosConfig, run_chaos, summary, write_json
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @click.command("chaos")
@@ -35,7 +37,7 @@ HARNESS = REPOSITORY / "tests" / "chaos" / "harness"
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="the JSON report [default: tests/chaos/results/chaos-<seed>.json]",
+    help="the JSON report [default: tests/chaos/results/chaos-<seed>-<cursor>.json]",
 )
 def chaos(
     duration: float,
@@ -50,16 +52,6 @@ def chaos(
 ) -> None:
     """Run the pipeline on private services under load and faults, then account for every
     notification; exit 1 on any loss, unexpected frame or order violation."""
-    if not HARNESS.is_dir():
-        raise click.ClickException(
-            "`notify chaos` runs from a source checkout: the harness (tests/chaos/harness) is "
-            f"not beside this installation ({REPOSITORY}); run it from a clone of the "
-            "repository installed with `pip install -e '.[dev]'`"
-        )
-    if str(REPOSITORY) not in sys.path:
-        sys.path.insert(0, str(REPOSITORY))
-    from tests.chaos.harness.runner import ChaosConfig, run_chaos, summary, write_json
-
     config = ChaosConfig(
         duration=duration,
         clients=clients,
@@ -71,10 +63,14 @@ def chaos(
         cursor_from_live=cursor == "seen",
     )
     name = f"soak-{seed}.json" if no_faults else f"chaos-{seed}-{cursor}.json"
-    path = output or REPOSITORY / "tests" / "chaos" / "results" / name
+    path = output or RESULTS / name
     result = asyncio.run(run_chaos(config))
     write_json(result, path)
     click.echo(summary(result))
     click.echo(f"report written to {path}")
     if not result.passed:
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    chaos()
