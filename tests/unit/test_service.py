@@ -4,6 +4,9 @@ in tests/integration/test_producer.py."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -11,7 +14,6 @@ from typing import Any, TypeVar
 import pytest
 from pydantic import ValidationError
 
-from producers import notification_service
 from producers.catalog import NotificationPriority, NotificationType, Priority
 from producers.envelope import Envelope
 from producers.messages import event_fields
@@ -150,6 +152,23 @@ async def test_room_and_broadcast_messages_reach_their_audience(
     assert everybody.broadcast and everybody.message == "Down at 2"
 
 
-def test_the_module_level_service_connects_only_when_used() -> None:
-    publisher = notification_service.publisher
-    assert publisher._channel is None and publisher._connection is None
+def test_the_contract_imports_without_the_broker_client_and_the_service_opens_nothing() -> None:
+    """``import producers.settings`` loads no AMQP library; ``notification_service`` is made
+    on first use, and making it opens no connection (the broker here does not exist)."""
+    script = (
+        "import sys\n"
+        "import producers.settings, producers.envelope, producers.catalog\n"
+        "assert 'aio_pika' not in sys.modules, 'the contract imports the broker client'\n"
+        "from producers import notification_service\n"
+        "import producers\n"
+        "assert producers.notification_service is notification_service\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "AMQP_URL": "amqp://guest:guest@127.0.0.1:1/"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr
