@@ -1,4 +1,4 @@
-"""A stored notification, and the frame a WebSocket client receives for it (DESIGN.md section 4).
+"""A stored notification, and the frame a WebSocket client receives for it (docs/websocket.md).
 
 The dispatcher builds the frame once when it routes a new notification; the edge builds the
 same frame from a database row when it replays. Both go through ``notification_frame``.

@@ -6,7 +6,7 @@ Positions that follow commit order
 ``seq`` comes from an identity column, and sequence values are handed out when a row is
 inserted, not when its transaction commits. Two dispatchers writing at once could therefore
 commit seq 11 before seq 10; a reader that had already paged past 11 with ``seq > 10`` would
-never see 10 (DESIGN.md invariant 5). Every append here first takes
+never see 10 (docs/architecture.md, invariant 5). Every append here first takes
 ``LOCK TABLE notification_events IN EXCLUSIVE MODE``, which conflicts with itself but not with
 readers (ACCESS SHARE): appends are serialised from the moment they draw a seq until they
 commit, so seqs become visible in increasing order and ``seq > S`` never skips a row. The lock

@@ -100,7 +100,7 @@ def _message_key(name: str) -> str:
 
 def _frame_schemas() -> dict[str, Any]:
     """The frames of the delivery exchange, which are also the frames a WebSocket client
-    receives (DESIGN.md section 4)."""
+    receives (docs/websocket.md)."""
     text = {"type": "string"}
     return {
         "NotificationFrame": {

@@ -1,4 +1,4 @@
-"""The notification catalog (DESIGN.md section 3): every type, its category, its default
+"""The notification catalog (docs/events.md, "The catalog"): every type, its category, its default
 priority, the typed shape of its ``data`` and the title and message it gets when the producer
 gives none.
 

@@ -1,4 +1,4 @@
-"""The event envelope v1 (DESIGN.md section 2): the one JSON object a producer publishes.
+"""The event envelope v1 (docs/events.md): the one JSON object a producer publishes.
 
 Every process imports this module: the SDK builds envelopes with it, the dispatcher validates
 what arrives from the broker with it, and nothing else spells the rules again.

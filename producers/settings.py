@@ -1,4 +1,5 @@
-"""One settings class for every process, read from the environment (DESIGN.md section 6).
+"""One settings class for every process, read from the environment (docs/architecture.md,
+"Settings and security").
 
 Every default works against the services of a local machine with no configuration at all:
 PostgreSQL on 127.0.0.1:5432 with trust authentication and RabbitMQ on 127.0.0.1:5672.
@@ -64,7 +65,7 @@ class Settings(BaseSettings):
     # and call the REST API from a browser; a handshake without Origin is not a browser's.
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    # Limits (DESIGN.md section 6, the OWASP WebSocket cheat sheet).
+    # Limits (docs/security.md, "Limits"; the OWASP WebSocket cheat sheet).
     websocket_max_connections_per_user: int = Field(default=10, ge=1)
     websocket_handshakes_per_second: float = Field(
         default=10.0, gt=0, description="per client address, with a burst of twice as many"

@@ -1,4 +1,4 @@
-"""The RabbitMQ topology of DESIGN.md section 1, named and declared in one place.
+"""The RabbitMQ exchanges and queues of docs/architecture.md, named and declared in one place.
 
 Declaring is idempotent, so every process declares what it uses on start; the arguments must
 be the same everywhere or RabbitMQ refuses the second declaration (PRECONDITION_FAILED), which

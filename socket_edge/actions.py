@@ -1,4 +1,4 @@
-"""Client-to-server frames (DESIGN.md section 4), parsed into typed models.
+"""Client-to-server frames (docs/websocket.md), parsed into typed models.
 
 Anything that does not parse gets an ``error`` frame with a machine code; the socket stays
 open. Parsing is strict: a seq is a JSON integer within PostgreSQL's bigint (not ``"5"`` nor

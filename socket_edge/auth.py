@@ -1,6 +1,6 @@
 """Who is calling, and what they may do: JWT verification and the policy on its claims.
 
-Tokens are JWTs (DESIGN.md section 6): ``sub`` is the user id, ``exp`` is required, ``rooms``
+Tokens are JWTs (docs/security.md): ``sub`` is the user id, ``exp`` is required, ``rooms``
 lists the room names or glob patterns the user may join, and ``role: admin`` opens the admin
 API. HS256 uses AUTH_JWT_SECRET; RS256/ES256 use a PEM public key or a JWKS file. Only the
 configured algorithms are accepted, so an unsigned token (``alg: none``) never is.

@@ -1,4 +1,4 @@
-"""Control frames of the WebSocket protocol (DESIGN.md section 4), encoded once each.
+"""Control frames of the WebSocket protocol (docs/websocket.md), encoded once each.
 
 Notification frames are built by ``dispatcher.records.notification_frame``.
 """

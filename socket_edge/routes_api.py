@@ -1,4 +1,4 @@
-"""REST (DESIGN.md section 5): the seed's connection-manager endpoints, cluster-wide, and each
+"""REST (docs/websocket.md): the seed's connection-manager endpoints, cluster-wide, and each
 user's notification history and read state."""
 
 from __future__ import annotations

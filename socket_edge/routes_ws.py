@@ -1,4 +1,4 @@
-"""The WebSocket endpoints (DESIGN.md section 4).
+"""The WebSocket endpoints (docs/websocket.md).
 
 A session: admit (origin, handshake rate, token: refused with an HTTP status and a reason
 before accept) -> accept -> register and bind -> ``connection_established`` -> replay from one

@@ -1,4 +1,4 @@
-"""Answering a client's frames: one method per action of DESIGN.md section 4."""
+"""Answering a client's frames: one method per action of docs/websocket.md."""
 
 from __future__ import annotations
 

@@ -84,7 +84,7 @@ async def test_delivery_receipts_set_delivered_at_once(engine: AsyncEngine, user
     assert second == first
 
 
-# --- gap-free positions (DESIGN.md invariant 5) -------------------------------------------
+# --- gap-free positions (docs/architecture.md, invariant 5) -------------------------------
 
 TAIL_SQL = text("SELECT seq FROM notification_events WHERE seq > :after ORDER BY seq")
 PLAIN_INSERT = text(

@@ -1,4 +1,4 @@
-"""A WebSocket test client speaking DESIGN.md section 4."""
+"""A WebSocket test client speaking the protocol of docs/websocket.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The catalog (DESIGN.md section 3) and the published contract generated from it."""
+"""The catalog (docs/events.md, "The catalog") and the published contract generated from it."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from producers.envelope import ReadEventType, parse_envelope, parse_event
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
-# DESIGN.md section 3, spelled out again on purpose: the test is the specification.
+# The catalog of docs/events.md, spelled out again on purpose: the test is the specification.
 DESIGN_TABLE = {
     "booking_created": ("booking", "medium", {"booking_id", "tour_name", "tour_date", "total_amount"}, set()),  # noqa: E501
     "booking_confirmed": ("booking", "high", {"booking_id", "tour_name"}, {"confirmation_code"}),

@@ -1,4 +1,4 @@
-"""The envelope v1 rules of DESIGN.md section 2: a valid event, then each rule broken once."""
+"""The envelope v1 rules (docs/events.md): a valid event, then each rule broken once."""
 
 from __future__ import annotations
 

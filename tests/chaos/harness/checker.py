@@ -8,7 +8,7 @@ Nothing here does I/O. The runner gathers three records and hands them over:
 - the clients' ledger: every notification frame each client received, live or replayed, in
   the order it arrived on its connection (``Seen``), and each stream's handover mark.
 
-The account follows the invariants of DESIGN.md section 7: a confirmed event is stored exactly
+The account follows the invariants of docs/architecture.md: a confirmed event is stored exactly
 once (1, 2); every stored notification reaches each of its recipients live or by replay (3);
 a client may see an event twice only as the same frame again (a replay of something unread,
 or a reconnect overlapping what it had), never a frame nobody sent or sent to someone else (8);

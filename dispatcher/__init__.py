@@ -1,0 +1,1 @@
+"""The dispatcher: from the events queue into the PostgreSQL event log, and out to the edges."""
