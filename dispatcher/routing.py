@@ -14,6 +14,11 @@ it is in each queue it was routed to, so the next dispatcher's batches cannot ov
 registered with aiormq's channel exactly as its own ``basic_publish`` registers them (one
 future per delivery tag, under the channel's lock), so its confirm and channel-close handling
 settle them.
+
+That reaches into aiormq's channel (``delivery_tag``, ``confirmations``, ``write_queue``,
+``lock``), which is not its public API: the dispatcher refuses to start with an aiormq outside
+the versions it was checked against (``AIORMQ_CHECKED``, matching the pin in pyproject.toml),
+and tests/integration/test_dependency_contracts.py checks those attributes on a real channel.
 """
 
 from __future__ import annotations
@@ -32,6 +37,14 @@ from pamqp.header import ContentHeader
 from dispatcher.failures import BROKER_FAILURES, broker_cancelled, one_line
 from dispatcher.records import Delivery
 from producers import topology
+from producers.runner import version_in
+
+AIORMQ_CHECKED = ((7, 2), (8,))
+if not version_in("aiormq", *AIORMQ_CHECKED):
+    raise ImportError(
+        "dispatcher.routing writes to aiormq's channel internals and was checked with aiormq "
+        ">=7.2,<8 (the range pyproject.toml pins); install a version in that range"
+    )
 
 NOT_PERSISTENT = 1
 CONFIRM_TIMEOUT = 10.0

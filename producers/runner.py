@@ -5,13 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 from collections.abc import Coroutine
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import click
 
 from producers.errors import NotifyError
+
+
+def version_in(distribution: str, low: tuple[int, ...], high: tuple[int, ...]) -> bool:
+    """Whether the installed ``distribution`` is at least ``low`` and below ``high``: the
+    range within which code that leans on its internals was checked (each such use says so
+    where it is, and tests/unit/test_dependency_contracts.py checks the installed ones)."""
+    try:
+        installed = version(distribution)
+    except PackageNotFoundError:
+        return False
+    parts = tuple(int(p) for p in re.findall(r"\d+", installed)[: len(low)])
+    return low <= parts < high
 
 
 class _OneLine(logging.Filter):

@@ -7,6 +7,11 @@ cancels it. Here a request, its head and its body (for a WebSocket handshake: it
 arrive in full within ``HTTP_REQUEST_TIMEOUT`` seconds of its first byte (of the connection,
 for the first request), or the connection is closed. What the application then takes to
 answer is not counted, and an upgraded WebSocket is no longer an HTTP request.
+
+The subclass overrides methods of uvicorn's httptools protocol, which is not its public API:
+the edge refuses to start with a uvicorn outside the versions it was checked against
+(``UVICORN_CHECKED``, the pin of pyproject.toml), and tests/unit/test_dependency_contracts.py
+checks that the methods it overrides are still there.
 """
 
 from __future__ import annotations
@@ -16,9 +21,17 @@ import logging
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from producers.runner import version_in
 from producers.settings import get_settings
 
 log = logging.getLogger("notify.edge")
+
+UVICORN_CHECKED = ((0, 37), (1,))
+if not version_in("uvicorn", *UVICORN_CHECKED):
+    raise ImportError(
+        "socket_edge.protocol extends uvicorn's httptools protocol and was checked with uvicorn "
+        ">=0.37,<1 (the range pyproject.toml pins); install a version in that range"
+    )
 
 
 class DeadlineHttpProtocol(HttpToolsProtocol):

@@ -22,6 +22,8 @@ from typing import Any, Protocol
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.frames import Frame, Opcode
 
+from producers.runner import version_in
+
 log = logging.getLogger("notify.edge")
 
 
@@ -45,6 +47,13 @@ class OutFrame:
 
 
 RAW_SEND_KEY = "notify.raw_send"
+
+# The transport path reads uvicorn's sans-I/O protocol (``conn``, ``writable``, ``close_sent``,
+# ``disconnected``, ``transport``), which is not its public API: it is taken only with a uvicorn
+# it was checked against, else every socket goes through ASGI ``send``
+# (tests/unit/test_dependency_contracts.py checks the installed one).
+UVICORN_CHECKED = ((0, 37), (1,))
+_TRANSPORT_PATH = version_in("uvicorn", *UVICORN_CHECKED)
 
 
 class Sink(Protocol):
@@ -76,6 +85,8 @@ class TransportSink:
         a sans-I/O connection with no extension negotiated (no compression). The server's own
         ``send`` is found in the scope (see ``routes_ws.SocketEndpoints``): the framework wraps the
         one the endpoint gets."""
+        if not _TRANSPORT_PATH:
+            return None
         raw_send = websocket.scope.get(RAW_SEND_KEY, websocket._send)
         protocol = getattr(raw_send, "__self__", None)
         conn = getattr(protocol, "conn", None)
