@@ -120,7 +120,9 @@ def _frame_schemas() -> dict[str, Any]:
                 "timestamp": {"type": "string", "format": "date-time"},
                 "read": {"type": "boolean"},
                 "room": {**text, "description": "present on room notifications"},
+                "replayed": {"const": True, "description": "present on frames of a replay"},
             },
+            "additionalProperties": False,
         },
         "ReadFrame": {
             "type": "object",
@@ -131,6 +133,7 @@ def _frame_schemas() -> dict[str, Any]:
                 "unread_count": {"type": "integer", "minimum": 0},
                 "up_to_seq": {"type": "integer", "minimum": 0},
             },
+            "additionalProperties": False,
         },
     }  # fmt: skip
 
