@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from producers.catalog import CATALOG, NotificationType, Priority
+from producers.catalog import CATALOG, Category, NotificationType, Priority
 from producers.envelope import DATA_MAX_BYTES, EnvelopeError, parse_envelope
 
 
@@ -59,7 +59,12 @@ def test_given_fields_override_the_defaults() -> None:
 
 def test_every_catalog_type_has_a_category_priority_and_data_model() -> None:
     assert set(CATALOG) == set(NotificationType)
-    assert len(CATALOG) == 17
+    for notification_type, entry in CATALOG.items():
+        assert entry.notification_type is notification_type
+        assert isinstance(entry.category, Category) and isinstance(entry.priority, Priority)
+        # Its documented example is valid data of its own model, with a title and a message.
+        data = entry.parse_data(entry.example_data)
+        assert entry.title(data) and entry.message(data), notification_type
 
 
 @pytest.mark.parametrize(
