@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from hypothesis import strategies as st
 from producers.envelope import SEQ_MAX
 from tests.support.client import ws_client
 from tests.support.processes import NotifyProcess, start_edge
+from tests.support.raw import upgrade_request
 from tests.support.tokens import token_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("dispatcher_process")]
@@ -142,13 +142,8 @@ async def test_any_handshake_is_answered_with_101_or_a_refusal(
         path = "/ws/notifications/" + quote(path_user, safe="")
     query.setdefault("token", token_of(token))
     target = f"{path}?{urlencode(query)}&{quote(raw_query)}"
-    key = base64.b64encode(os.urandom(16)).decode()
     extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    request = (
-        f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-        f"{extra}\r\n"
-    ).encode()
+    request = upgrade_request(target, extra)
     reader, writer = await asyncio.open_connection("127.0.0.1", fuzz_edge[1])
     try:
         writer.write(request)

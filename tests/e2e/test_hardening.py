@@ -28,6 +28,7 @@ from producers.service import NotificationService
 from tests.support.client import ws_client
 from tests.support.deliveries import watch_deliveries
 from tests.support.processes import NotifyProcess, start_edge
+from tests.support.raw import upgrade_request
 from tests.support.tokens import admin_headers, token_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("dispatcher_process")]
@@ -81,15 +82,6 @@ async def raw_exchange(port: int, request: bytes, read_all: bool = True) -> byte
         return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), EOF_WAIT)
     finally:
         writer.close()
-
-
-def upgrade_request(target: str, extra: str = "") -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    return (
-        f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-        f"{extra}\r\n"
-    ).encode()
 
 
 def status_and_body(response: bytes) -> tuple[int, dict[str, Any]]:
