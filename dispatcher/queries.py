@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+# A broadcast that still counts for its users: sent within the unread window. One definition
+# for every query below; dispatcher/statements.py applies the same rule at a given moment.
+IN_WINDOW = "n.audience = 'broadcast' AND n.created_at > now() - CAST(:window AS interval)"
+
 COLUMNS = """n.seq, n.event_id, n.audience, n.user_id, n.room, n.notification_type, n.category,
     n.priority, n.title, n.message, n.data, n.action_url, n.producer, n.occurred_at"""
 
@@ -25,7 +29,7 @@ UNREAD = text(
       UNION ALL
         SELECT {COLUMNS}, NULL AS read_at
         FROM notifications n
-        WHERE n.audience = 'broadcast' AND n.created_at > now() - CAST(:window AS interval)
+        WHERE {IN_WINDOW}
           AND NOT EXISTS (
             SELECT 1 FROM notification_recipients r
             WHERE r.user_id = :user_id AND r.seq = n.seq AND r.read_at IS NOT NULL)
@@ -43,20 +47,20 @@ SINCE = text(
     LEFT JOIN notification_recipients r ON r.seq = n.seq AND r.user_id = :user_id
     WHERE n.seq > :since
       AND (n.user_id = :user_id
-           OR (n.audience = 'broadcast' AND n.created_at > now() - CAST(:window AS interval)))
+           OR ({IN_WINDOW}))
     ORDER BY n.seq DESC
     LIMIT :limit
     """
 )
 
 UNREAD_COUNT = text(
-    """
+    f"""
     SELECT
       (SELECT count(*) FROM notification_recipients r JOIN notifications n ON n.seq = r.seq
        WHERE r.user_id = :user_id AND r.read_at IS NULL AND n.audience = 'user')
       +
       (SELECT count(*) FROM notifications n
-       WHERE n.audience = 'broadcast' AND n.created_at > now() - CAST(:window AS interval)
+       WHERE {IN_WINDOW}
          AND NOT EXISTS (
            SELECT 1 FROM notification_recipients r
            WHERE r.user_id = :user_id AND r.seq = n.seq AND r.read_at IS NOT NULL))
@@ -95,7 +99,7 @@ HISTORY = text(
     FROM notifications n
     LEFT JOIN notification_recipients r ON r.seq = n.seq AND r.user_id = :user_id
     WHERE (n.user_id = :user_id
-           OR (n.audience = 'broadcast' AND n.created_at > now() - CAST(:window AS interval)))
+           OR ({IN_WINDOW}))
       AND n.seq < :before_seq
       AND (:status = 'all'
            OR (:status = 'unread' AND r.read_at IS NULL)
@@ -113,7 +117,7 @@ ROUTED_SINCE = text(
     WHERE n.seq > :since
       AND (n.user_id = ANY(:users)
            OR n.room = ANY(:rooms)
-           OR (n.audience = 'broadcast' AND n.created_at > now() - CAST(:window AS interval)))
+           OR ({IN_WINDOW}))
     ORDER BY n.seq
     LIMIT :limit
     """
