@@ -21,7 +21,7 @@ from socket_edge.connection import Connection
 from socket_edge.edge import EdgeNode
 from socket_edge.registry import Registry
 from socket_edge.sinks import OutFrame
-from tests.unit.test_handover import FakeWebSocket, RecordingSink
+from tests.support.sockets import FakeWebSocket, RecordingSink
 
 
 class MemoryBinder:

@@ -9,41 +9,10 @@ import pytest
 
 from socket_edge.connection import Connection, IllegalTransition, State
 from socket_edge.sinks import OutFrame
+from tests.support.sockets import FakeWebSocket, RecordingSink
 
 USER = "user.u1"
 ROOM = "room.tour_1"
-
-
-class FakeWebSocket:
-    client = None
-
-    def __init__(self) -> None:
-        self.closed: tuple[int, str] | None = None
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        self.closed = (code, reason)
-
-
-class RecordingSink:
-    """Accepts ``room`` frames before it reports the client as too slow."""
-
-    kind = "recording"
-
-    def __init__(self, room: int = 1_000) -> None:
-        self.sent: list[str] = []
-        self.room = room
-
-    def write(self, frame: OutFrame) -> bool:
-        if len(self.sent) >= self.room:
-            return False
-        self.sent.append(frame.text)
-        return True
-
-    async def write_paced(self, frame: OutFrame) -> None:
-        self.sent.append(frame.text)
-
-    async def stop(self) -> None:
-        return None
 
 
 def connection(
