@@ -42,10 +42,23 @@ class IllegalTransition(RuntimeError):
     pass
 
 
+class StreamState(enum.Enum):
+    HOLDING = "holding"  # a replay is being sent: live frames wait in ``held``
+    LIVE = "live"  # frames above ``high_water`` are sent as they come
+
+
+_HOLDING = StreamState.HOLDING  # read once per frame and socket: a module global
+
+
 @dataclass(slots=True)
 class Stream:
+    state: StreamState = StreamState.LIVE
     high_water: int = 0
-    held: list[tuple[int, OutFrame]] | None = field(default=None)
+    held: list[tuple[int, OutFrame]] = field(default_factory=list)
+
+    @property
+    def holding(self) -> bool:
+        return self.state is StreamState.HOLDING
 
 
 class Connection:
@@ -127,24 +140,24 @@ class Connection:
         at high-water 0; an existing one may keep its mark (a catch-up after a broker blip)."""
         previous = self._streams.get(key)
         high_water = previous.high_water if previous is not None and keep_high_water else 0
-        stream = self._streams[key] = Stream(high_water=high_water, held=[])
+        stream = self._streams[key] = Stream(StreamState.HOLDING, high_water)
         return stream
 
     def keep_held(self, key: str, high_water: int) -> Stream:
         """Raise a HOLDING stream's mark without releasing it (someone else will)."""
         stream = self._streams.get(key)
-        if stream is None or stream.held is None:
+        if stream is None or not stream.holding:
             raise IllegalTransition(f"keep_held of {key} expects a HOLDING stream")
         stream.high_water = max(stream.high_water, high_water)
         return stream
 
     def holding(self, key: str) -> bool:
         stream = self._streams.get(key)
-        return stream is not None and stream.held is not None
+        return stream is not None and stream.holding
 
     def holds(self, key: str, stream: Stream) -> bool:
         """Whether ``stream`` (as ``hold`` returned it) is still this key's, and HOLDING."""
-        return self._streams.get(key) is stream and stream.held is not None
+        return self._streams.get(key) is stream and stream.holding
 
     @property
     def writer(self) -> str:
@@ -153,10 +166,10 @@ class Connection:
 
     @property
     def held_frames(self) -> int:
-        return sum(len(s.held) for s in self._streams.values() if s.held is not None)
+        return sum(len(s.held) for s in self._streams.values())
 
     def live_keys(self) -> list[str]:
-        return [key for key, stream in self._streams.items() if stream.held is None]
+        return [key for key, stream in self._streams.items() if not stream.holding]
 
     def open_live(self, key: str) -> None:
         """Start a stream LIVE with no replay: every frame from now on is sent."""
@@ -166,9 +179,9 @@ class Connection:
         """End the replay of a stream: send the held frames newer than its snapshot, in seq
         order, each seq once (a catch-up adds frames read from Postgres to what arrived)."""
         stream = self._streams.get(key)
-        if stream is None or stream.held is None:
+        if stream is None or not stream.holding:
             raise IllegalTransition(f"release of {key} expects a HOLDING stream")
-        held, stream.held = stream.held, None
+        held, stream.held, stream.state = stream.held, [], StreamState.LIVE
         stream.high_water = max(stream.high_water, high_water)
         held.sort(key=itemgetter(0))
         previous = None
@@ -188,7 +201,7 @@ class Connection:
         stream = self._streams.get(key)
         if stream is None or self.state is State.CLOSED:
             return False
-        if stream.held is not None:
+        if stream.state is _HOLDING:
             if len(stream.held) >= self._hold_limit:
                 self._overflow()
                 return False
