@@ -127,7 +127,8 @@ class Projector:
         else:
             up_to = all_read_bound(event, entry.seq)
             rows = await self.conn.exec_driver_sql(
-                statements.MARK_ALL_READ, (event.user_id, up_to, entry.recorded_at, self.window)
+                statements.MARK_ALL_READ,
+                (event.user_id, up_to, entry.recorded_at, entry.seq, self.window),
             )
         ids = [str(row.event_id) for row in rows.all()]
         count = 0

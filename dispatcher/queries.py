@@ -81,6 +81,16 @@ READS_SINCE = text(
     """
 )
 
+# The notifications one read event (of seq ``seq``) actually marked, in log order: a read sync
+# rebuilt from the log thereby carries the ids the live one carried.
+MARKED_BY = text(
+    """
+    SELECT n.event_id FROM notification_recipients r JOIN notifications n ON n.seq = r.seq
+    WHERE r.user_id = :user_id AND r.seq < :seq AND r.read_seq = :seq
+    ORDER BY r.seq
+    """
+)
+
 # A room's notifications after a cursor (the room's history, replayed on subscribe).
 ROOM_SINCE = text(
     f"""

@@ -117,6 +117,11 @@ notification_recipients = Table(
     ),
     Column("delivered_at", Timestamp),
     Column("read_at", Timestamp),
+    Column(
+        "read_seq",
+        BigInteger,
+        comment="seq of the read event that marked this notification read",
+    ),
     Index(
         "ix_notification_recipients_unread",
         "user_id",

@@ -81,24 +81,24 @@ INSERT INTO notification_recipients (user_id, seq)
 SELECT * FROM unnest($1::text[], $2::bigint[])
 """
 
-# notification.read: $1 user_id, $2 event_id[], $3 read_at, $4 the read event's seq.
-# A user marks only their own personal notifications and broadcasts, only ones logged before
-# the read event (so a rebuild, applying the log in order, marks exactly the same rows), and
-# each once. Returns the event_id of each notification this event actually marked.
-MARK_READ = """
-WITH target AS (
-    SELECT n.seq, n.event_id, n.audience FROM notifications n
-    WHERE n.event_id = ANY($2::uuid[]) AND n.seq < $4
-      AND (n.user_id = $1 OR n.audience = 'broadcast')
+
+def _mark(target: str) -> str:
+    """A read statement: marks the ``target`` notifications (seq, event_id, audience) read
+    for user $1 at $3 by the read event of seq $4, each once, and returns the event_id of
+    each one it actually marked, in log order. A personal notification already has its state
+    row; a broadcast gets the user's row now. The two branches touch disjoint rows (by
+    audience), as one statement may not modify a row twice."""
+    return f"""
+WITH target AS ({target}
 ), personal AS (
-    UPDATE notification_recipients r SET read_at = $3
+    UPDATE notification_recipients r SET read_at = $3, read_seq = $4
     FROM target t
     WHERE t.audience = 'user' AND r.user_id = $1 AND r.seq = t.seq AND r.read_at IS NULL
     RETURNING t.event_id, t.seq
 ), broadcast AS (
-    INSERT INTO notification_recipients (user_id, seq, read_at)
-    SELECT $1, t.seq, $3 FROM target t WHERE t.audience = 'broadcast'
-    ON CONFLICT (user_id, seq) DO UPDATE SET read_at = excluded.read_at
+    INSERT INTO notification_recipients (user_id, seq, read_at, read_seq)
+    SELECT $1, t.seq, $3, $4 FROM target t WHERE t.audience = 'broadcast'
+    ON CONFLICT (user_id, seq) DO UPDATE SET read_at = excluded.read_at, read_seq = $4
         WHERE notification_recipients.read_at IS NULL
     RETURNING seq
 )
@@ -109,31 +109,27 @@ SELECT event_id FROM (
 ) AS marked ORDER BY seq
 """
 
-# notification.all_read: $1 user_id, $2 the highest seq to mark, $3 read_at, $4 the broadcast
-# unread window. Personal notifications use the partial unread index; broadcasts are those
-# still inside the window at the time of the read event (not of the rebuild, so that a
-# rebuild gives the same rows), each getting the user's state row.
-MARK_ALL_READ = """
-WITH personal AS (
-    UPDATE notification_recipients r SET read_at = $3
-    FROM notifications n
-    WHERE r.user_id = $1 AND r.read_at IS NULL AND r.seq <= $2
-      AND n.seq = r.seq AND n.audience = 'user'
-    RETURNING n.event_id, n.seq
-), broadcast AS (
-    INSERT INTO notification_recipients (user_id, seq, read_at)
-    SELECT $1, n.seq, $3 FROM notifications n
-    WHERE n.audience = 'broadcast' AND n.created_at > $3::timestamptz - $4::interval AND n.seq <= $2
-    ON CONFLICT (user_id, seq) DO UPDATE SET read_at = excluded.read_at
-        WHERE notification_recipients.read_at IS NULL
-    RETURNING seq
-)
-SELECT event_id FROM (
-    SELECT event_id, seq FROM personal
+
+# notification.read: $1 user_id, $2 event_id[], $3 read_at, $4 the read event's seq.
+# A user marks only their own personal notifications and broadcasts, and only ones logged
+# before the read event (so a rebuild, applying the log in order, marks exactly the same rows).
+MARK_READ = _mark("""
+    SELECT n.seq, n.event_id, n.audience FROM notifications n
+    WHERE n.event_id = ANY($2::uuid[]) AND n.seq < $4
+      AND (n.user_id = $1 OR n.audience = 'broadcast')""")
+
+# notification.all_read: $1 user_id, $2 the highest seq to mark, $3 read_at, $4 the read
+# event's seq, $5 the broadcast unread window. Personal notifications are found through the
+# partial unread index; broadcasts are those still inside the window at the time of the read
+# event (not of the rebuild, so that a rebuild gives the same rows).
+MARK_ALL_READ = _mark("""
+    SELECT n.seq, n.event_id, n.audience
+    FROM notification_recipients r JOIN notifications n ON n.seq = r.seq
+    WHERE r.user_id = $1 AND r.read_at IS NULL AND r.seq <= $2 AND n.audience = 'user'
     UNION ALL
-    SELECT n.event_id, n.seq FROM broadcast b JOIN notifications n ON n.seq = b.seq
-) AS marked ORDER BY seq
-"""
+    SELECT n.seq, n.event_id, n.audience FROM notifications n
+    WHERE n.audience = 'broadcast' AND n.created_at > $3::timestamptz - $5::interval
+      AND n.seq <= $2""")
 
 # notification.pruned: $1 the prune event's seq, $2 cutoff, $3 the prune event's time, $4 the
 # broadcast unread window. Removes what nobody can still have unread: personal notifications

@@ -48,7 +48,7 @@ from dispatcher import statements
 from dispatcher.events import ALL_READ, CREATED, LogEntry, LogEvent, unique_entries
 from dispatcher.failures import one_line
 from dispatcher.projection import Applied, Logged, Projector, ReadApplied, all_read_bound
-from dispatcher.queries import UNREAD_COUNT
+from dispatcher.queries import MARKED_BY, UNREAD_COUNT
 from dispatcher.records import Delivery, StoredNotification, notification_delivery
 from dispatcher.routing import NotDelivered
 from producers.envelope import Envelope, ReadEvent
@@ -65,14 +65,16 @@ UNROUTED_LIMIT = 10_000
 async def read_delivery(
     conn: AsyncConnection, seq: int, event_type: str, payload: object, window: timedelta
 ) -> Delivery:
-    """The read sync of a logged read event, rebuilt from the log with the user's unread
-    count as of ``conn``'s snapshot: for a dispatcher re-sending what was never confirmed, and
-    for an edge catching up after a broker blip."""
+    """The read sync of a logged read event, rebuilt from the log as the projection applied
+    it (the ids it marked, not the ids it named), with the user's unread count as of
+    ``conn``'s snapshot: for a dispatcher re-sending what was never confirmed, and for an edge
+    catching up after a broker blip."""
     event = ReadEvent.model_validate(payload)
     params = {"user_id": event.user_id, "window": window}
     count = int((await conn.execute(UNREAD_COUNT, params)).scalar_one())
+    marked = await conn.execute(MARKED_BY, {"user_id": event.user_id, "seq": seq})
+    ids = [str(event_id) for event_id in marked.scalars()]
     up_to = all_read_bound(event, seq) if event_type == ALL_READ else None
-    ids = [str(i) for i in event.ids]
     return ReadApplied(seq, event.user_id, ids, count, up_to).delivery()
 
 

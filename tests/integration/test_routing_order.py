@@ -14,6 +14,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
+import orjson
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -223,3 +224,80 @@ async def test_concurrent_appenders_hand_deliveries_over_in_seq_order(
             firsts.append(seq)
     assert every <= seen
     assert firsts == sorted(firsts), "a delivery was handed over before an earlier seq"
+
+
+def read_sync(delivery: Delivery) -> tuple[str, list[str], object]:
+    frame = orjson.loads(delivery.body)
+    assert frame["type"] == "read"
+    return delivery.routing_key, frame["ids"], frame.get("up_to_seq")
+
+
+def broadcast() -> Envelope:
+    return Envelope.model_validate(
+        {
+            "event_id": uuid.uuid4(),
+            "schema_version": 1,
+            "notification_type": "system_alert",
+            "title": "t",
+            "message": "m",
+            "broadcast": True,
+        }
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_a_read_sync_rebuilt_from_the_log_says_what_the_live_one_said(
+    own_engine: AsyncEngine, seed: int
+) -> None:
+    """Random histories of notifications (two users' and broadcasts) and read events naming
+    their own, the other user's, already-read, repeated and unknown ids, or marking all (with
+    and without a bound), in batches of several events: every read sync published again from
+    the log (after a dispatcher died before the confirm) carries the ids the live one carried,
+    the ones the event actually marked, and the same bound."""
+    rng = random.Random(seed)
+    store = EventStore(own_engine)
+    live: list[list[Delivery]] = []
+    users = ("ann", "bob")
+    ids: list[uuid.UUID] = []
+    for _ in range(12):
+        batch: list[Envelope | ReadEvent] = []
+        for _ in range(rng.randint(1, 4)):
+            roll = rng.random()
+            if roll < 0.45 or not ids:
+                batch.append(broadcast() if rng.random() < 0.3 else note(rng.choice(users)))
+            elif roll < 0.85:
+                named = rng.sample(ids, k=min(len(ids), rng.randint(1, 4)))
+                named += [uuid.uuid4()] if rng.random() < 0.2 else []
+                named += named[:1] if rng.random() < 0.2 else []
+                batch.append(
+                    ReadEvent(
+                        event_id=uuid.uuid4(),
+                        schema_version=1,
+                        event_type=ReadEventType.READ,
+                        user_id=rng.choice(users),
+                        ids=named,
+                    )
+                )
+            else:
+                bound = rng.choice([None, rng.randint(0, 40)])
+                batch.append(
+                    ReadEvent(
+                        event_id=uuid.uuid4(),
+                        schema_version=1,
+                        event_type=ReadEventType.ALL_READ,
+                        user_id=rng.choice(users),
+                        up_to_seq=bound,
+                    )
+                )
+        result = await store.append_and_route(batch, Broker(live))
+        ids.extend(n.event_id for n in result.applied.notifications)
+    syncs = {d.seq: read_sync(d) for batch in live for d in batch if b'"type":"read"' in d.body}
+    assert syncs, "the history has read events"
+    assert any(ids for _, ids, _ in syncs.values()), "some read event marked something"
+    async with own_engine.connect() as conn:
+        top = int(
+            (await conn.execute(text("SELECT max(seq) FROM notification_events"))).scalar_one()
+        )
+        rebuilt = await store.unrouted(conn, 0, top)
+    again = {d.seq: read_sync(d) for d in rebuilt if b'"type":"read"' in d.body}
+    assert again == syncs
