@@ -47,10 +47,13 @@ COMMIT;
 
 
 # $1 routed_seq, $2 top, $3 limit: events committed but never routed (their dispatcher died
-# or lost the broker between its commit and the confirms), oldest first.
+# or lost the broker between its commit and the confirms), oldest first. Only the types that
+# have deliveries: a prune has none, and a type this version does not know (logged by a newer
+# one) is not this version's to route.
 UNROUTED = """
-SELECT seq, event_type, payload, occurred_at FROM notification_events
-WHERE seq > $1 AND seq <= $2 AND event_type <> 'notification.pruned'
+SELECT seq, event_type, payload FROM notification_events
+WHERE seq > $1 AND seq <= $2
+  AND event_type IN ('notification.created', 'notification.read', 'notification.all_read')
 ORDER BY seq
 LIMIT $3
 """

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dispatcher import statements
@@ -76,6 +77,22 @@ async def read_delivery(
     ids = [str(event_id) for event_id in marked.scalars()]
     up_to = all_read_bound(event, seq) if event_type == ALL_READ else None
     return ReadApplied(seq, event.user_id, ids, count, up_to).delivery()
+
+
+async def rebuilt_delivery(
+    conn: AsyncConnection, seq: int, event_type: str, payload: object, window: timedelta
+) -> Delivery | None:
+    """The delivery of a logged ``notification.created``, ``.read`` or ``.all_read`` event,
+    rebuilt from the log; None, with an error logged, for a payload this version refuses
+    (logged by a version that accepted it): whoever rebuilds goes on with the next event."""
+    try:
+        if event_type == CREATED:
+            envelope = Envelope.model_validate(payload)
+            return notification_delivery(StoredNotification.from_envelope(envelope, seq))
+        return await read_delivery(conn, seq, event_type, payload, window)
+    except ValidationError as exc:
+        log.error("event seq %d (%s) cannot be delivered again: %s", seq, event_type, one_line(exc))
+        return None
 
 
 class Pending(Protocol):
@@ -172,14 +189,11 @@ class EventStore:
         )
         deliveries = []
         for row in rows:
-            if row.event_type == CREATED:
-                envelope = Envelope.model_validate(row.payload)
-                notification = StoredNotification.from_envelope(envelope, row.seq)
-                deliveries.append(notification_delivery(notification))
-                continue
-            deliveries.append(
-                await read_delivery(conn, row.seq, row.event_type, row.payload, self.window)
+            delivery = await rebuilt_delivery(
+                conn, row.seq, row.event_type, row.payload, self.window
             )
+            if delivery is not None:
+                deliveries.append(delivery)
         return deliveries
 
     async def append_in(

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from dispatcher.queries import HIGH_WATER, READS_SINCE, ROUTED_SINCE
 from dispatcher.records import Delivery, StoredNotification, notification_delivery
-from dispatcher.store import read_delivery
+from dispatcher.store import rebuilt_delivery
 from producers import topology
 from socket_edge.connection import Connection, Stream
 from socket_edge.sinks import OutFrame
@@ -181,9 +181,11 @@ class CatchUp:
                     },
                 )
                 for row in reads.all():
-                    deliveries.append(
-                        await read_delivery(conn, row.seq, row.event_type, row.payload, window)
+                    sync = await rebuilt_delivery(
+                        conn, row.seq, row.event_type, row.payload, window
                     )
+                    if sync is not None:
+                        deliveries.append(sync)
         return sorted(deliveries, key=lambda d: d.seq), high_water
 
     async def _close_all(self) -> None:

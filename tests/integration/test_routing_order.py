@@ -301,3 +301,32 @@ async def test_a_read_sync_rebuilt_from_the_log_says_what_the_live_one_said(
         rebuilt = await store.unrouted(conn, 0, top)
     again = {d.seq: read_sync(d) for d in rebuilt if b'"type":"read"' in d.body}
     assert again == syncs
+
+
+async def test_events_that_cannot_be_delivered_again_do_not_stop_routing(
+    own_engine: AsyncEngine,
+) -> None:
+    """Above the routing mark, the log holds a type this version does not know and events of
+    known types whose payloads it refuses (as a different version may have logged them): the
+    next turn publishes the rest, in order, and moves the mark past all of them."""
+    store = EventStore(own_engine)
+    handed: list[list[Delivery]] = []
+    first = await store.append_and_route([note("u1")], Broker(handed, confirms=False))
+    odd = text(
+        "INSERT INTO notification_events (event_id, event_type, occurred_at, payload) "
+        "VALUES (:id, :type, now(), CAST(:payload AS jsonb)) RETURNING seq"
+    )
+    async with own_engine.begin() as conn:
+        for kind, payload in [
+            ("notification.archived", "{}"),
+            ("notification.created", '{"title": 5}'),
+            ("notification.read", '{"user_id": "u1", "ids": "x"}'),
+            ("notification.all_read", "[]"),
+        ]:
+            await conn.execute(odd, {"id": uuid.uuid4(), "type": kind, "payload": payload})
+    later = await store.append_and_route([note("u2")], Broker(handed, confirms=False))
+    async with store.turn(Broker(handed)) as turn:
+        assert turn.rerouted == 2
+    expected = [n.seq for n in (*first.applied.notifications, *later.applied.notifications)]
+    assert [d.seq for d in handed[-1]] == expected
+    assert await routed_seq(own_engine) == expected[-1]
