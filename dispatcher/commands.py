@@ -9,16 +9,17 @@ from dataclasses import asdict
 import click
 import orjson
 
-from producers.runner import run
-from producers.settings import Settings, redact
+from dispatcher.settings import DispatcherSettings, get_dispatcher_settings
+from producers.runner import pass_settings, run
+from producers.settings import redact
 
 LIST_LIMIT = 100
 REPLAY_LIMIT = 10_000
 
 
 @click.command()
-@click.pass_obj
-def migrate(settings: Settings) -> None:
+@pass_settings(get_dispatcher_settings)
+def migrate(settings: DispatcherSettings) -> None:
     """Create the database if it is missing and migrate it to the newest revision."""
     from dispatcher.database import migrate as run_migrations
 
@@ -28,8 +29,8 @@ def migrate(settings: Settings) -> None:
 
 
 @click.command()
-@click.pass_obj
-def dispatcher(settings: Settings) -> None:
+@pass_settings(get_dispatcher_settings)
+def dispatcher(settings: DispatcherSettings) -> None:
     """Consume events, store them in PostgreSQL and route them to the edges."""
     from dispatcher.consumer import run_dispatcher
 
@@ -44,8 +45,8 @@ def dispatcher(settings: Settings) -> None:
 
 
 @click.command()
-@click.pass_obj
-def rebuild(settings: Settings) -> None:
+@pass_settings(get_dispatcher_settings)
+def rebuild(settings: DispatcherSettings) -> None:
     """Drop the projections and rebuild them from the event log; print their checksum."""
     from dispatcher.database import create_engine
     from dispatcher.rebuild import rebuild as run_rebuild
@@ -68,8 +69,8 @@ def rebuild(settings: Settings) -> None:
 
 @click.command()
 @click.option("--older-than", "older_than", required=True, metavar="AGE", help="e.g. 90d, 36h, 45m")
-@click.pass_obj
-def prune(settings: Settings, older_than: str) -> None:
+@pass_settings(get_dispatcher_settings)
+def prune(settings: DispatcherSettings, older_than: str) -> None:
     """Remove read notifications older than AGE from the projections (never from the log)."""
     from dispatcher.database import create_engine
     from dispatcher.retention import parse_age
@@ -101,8 +102,8 @@ def dead_letters() -> None:
 
 @dead_letters.command("list")
 @click.option("--limit", default=LIST_LIMIT, show_default=True, type=click.IntRange(min=1))
-@click.pass_obj
-def list_letters(settings: Settings, limit: int) -> None:
+@pass_settings(get_dispatcher_settings)
+def list_letters(settings: DispatcherSettings, limit: int) -> None:
     """Print each dead letter as one JSON line: id, routing key, reason, body preview."""
     from dispatcher.dead_letters import list_dead_letters
 
@@ -115,8 +116,8 @@ def list_letters(settings: Settings, limit: int) -> None:
 @dead_letters.command("replay")
 @click.option("--id", "ids", multiple=True, help="the id shown by list; repeatable (default: all)")
 @click.option("--limit", default=REPLAY_LIMIT, show_default=True, type=click.IntRange(min=1))
-@click.pass_obj
-def replay_letters(settings: Settings, ids: tuple[str, ...], limit: int) -> None:
+@pass_settings(get_dispatcher_settings)
+def replay_letters(settings: DispatcherSettings, ids: tuple[str, ...], limit: int) -> None:
     """Re-publish dead letters to notifications.events under their original routing key."""
     from dispatcher.dead_letters import replay_dead_letters
 

@@ -49,11 +49,12 @@ from dispatcher.failures import (
     one_line,
 )
 from dispatcher.routing import DeliveryRoute
+from dispatcher.settings import DispatcherSettings
 from dispatcher.store import AppendResult, EventStore, RoutingTurn
 from producers import topology
 from producers.broker import connect
 from producers.envelope import EnvelopeError, Event, parse_event
-from producers.settings import Settings, redact
+from producers.settings import redact
 
 log = logging.getLogger("notify.dispatcher")
 
@@ -79,7 +80,7 @@ class Counters:
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, engine: AsyncEngine | None = None) -> None:
+    def __init__(self, settings: DispatcherSettings, engine: AsyncEngine | None = None) -> None:
         self.settings = settings
         self.engine = engine or create_engine(settings.database_url, pre_ping=False)
         self.store = EventStore(self.engine, settings.broadcast_unread_window)
@@ -314,5 +315,5 @@ class _Stopping(Exception):
     """Raised inside a retry loop when the process is asked to stop."""
 
 
-async def run_dispatcher(settings: Settings, stop: asyncio.Event) -> None:
+async def run_dispatcher(settings: DispatcherSettings, stop: asyncio.Event) -> None:
     await Dispatcher(settings).run(stop)

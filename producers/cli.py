@@ -1,10 +1,13 @@
 """The ``notify`` command: run the pipeline's processes and talk to it from a shell.
 
-Errors the operator can act on are printed as one line, without a traceback.
+Errors the operator can act on are printed as one line, without a traceback. The commands of
+the dispatcher and of the edge live with their packages and are loaded when first asked for:
+importing this module imports neither.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -20,27 +23,51 @@ from pydantic import ValidationError
 
 from producers.catalog import NotificationType, Priority
 from producers.envelope import describe
-from producers.invocation import command_name
+from producers.invocation import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_URL, command_name
 from producers.outbox_relay import DEFAULT_BATCH_SIZE, DEFAULT_KEEP_SENT, DEFAULT_POLL_INTERVAL
-from producers.runner import run, setup_logging
+from producers.runner import load_settings, pass_settings, run, setup_logging
 from producers.settings import Settings, async_database_url, get_settings, redact
-from socket_edge.commands import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_URL, check_port
 
 SHUTDOWN_GRACE = 10.0
+# Each adds the commands of its own process (its list COMMANDS).
+PROCESS_COMMANDS = ("dispatcher.commands", "socket_edge.commands")
 
 
-@click.group()
+class NotifyGroup(click.Group):
+    """The ``notify`` group: its own commands, and those of the processes' packages, imported
+    the first time a command is asked for that is not its own (or when all are listed)."""
+
+    _loaded = False
+
+    def _load_process_commands(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        for module in PROCESS_COMMANDS:
+            for command in importlib.import_module(module).COMMANDS:
+                self.add_command(command)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_process_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is None:
+            self._load_process_commands()
+            found = super().get_command(ctx, cmd_name)
+        return found
+
+
+@click.group(cls=NotifyGroup)
 @click.option(
     "--log-level", default=lambda: os.environ.get("LOG_LEVEL", "info"), show_default="info"
 )
-@click.pass_context
-def cli(ctx: click.Context, log_level: str) -> None:
-    """Real-time notification pipeline: RabbitMQ in, PostgreSQL event log, WebSockets out."""
+def cli(log_level: str) -> None:
+    """Real-time notification pipeline: RabbitMQ in, PostgreSQL event log, WebSockets out.
+
+    Each command reads the settings of its own process from the environment."""
     setup_logging(log_level)
-    try:
-        ctx.obj = get_settings()
-    except ValidationError as exc:
-        raise click.ClickException(f"invalid configuration: {describe(exc)}") from None
 
 
 @cli.command()
@@ -51,13 +78,18 @@ def cli(ctx: click.Context, log_level: str) -> None:
     is_flag=True,
     help="generate a signing secret for this session (local demos only)",
 )
-@click.pass_obj
-def up(settings: Settings, host: str, port: int, dev: bool) -> None:
+def up(host: str, port: int, dev: bool) -> None:
     """Migrate, then run a dispatcher and an edge until Ctrl-C."""
     from dispatcher.database import migrate as run_migrations
+    from dispatcher.settings import get_dispatcher_settings
     from socket_edge import devmode
     from socket_edge.auth import new_secret
+    from socket_edge.commands import check_port
+    from socket_edge.settings import get_edge_settings
 
+    # Both processes' settings, checked before anything starts.
+    settings = load_settings(get_edge_settings)
+    load_settings(get_dispatcher_settings)
     notify = command_name()
     session: devmode.DevSession | None = None
     if dev and not settings.auth_configured:
@@ -187,7 +219,7 @@ def _parse_data(data_json: str | None, pairs: tuple[str, ...]) -> dict[str, Any]
 @click.option("--action-url")
 @click.option("--event-id", type=click.UUID, help="fix the event_id, to make a retry idempotent")
 @click.option("--producer", default="notify-cli", show_default=True)
-@click.pass_obj
+@pass_settings(get_settings)
 def send(
     settings: Settings,
     notification_type: str,
@@ -280,7 +312,7 @@ def schema(what: str) -> None:
 )
 @click.option("--create-table", is_flag=True, help="create notification_outbox if missing")
 @click.option("--once", is_flag=True, help="publish what is pending, then exit")
-@click.pass_obj
+@pass_settings(get_settings)
 def outbox_relay(
     settings: Settings,
     database_url: str,
@@ -304,18 +336,6 @@ def outbox_relay(
             once=once,
         )
     )
-
-
-def _register() -> None:
-    # Each package contributes the commands of its own processes.
-    from dispatcher.commands import COMMANDS as dispatcher_commands
-    from socket_edge.commands import COMMANDS as edge_commands
-
-    for command in (*dispatcher_commands, *edge_commands):
-        cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

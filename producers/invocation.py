@@ -1,4 +1,5 @@
-"""How the user can run ``notify`` again, for the hints the commands print.
+"""How the user can run ``notify`` again, and where its commands find an edge unless told,
+for the options and the hints the commands print.
 
 ``notify`` itself when that name on PATH is the very script running; otherwise the script's
 path as the user can type it from the current directory (``.venv/bin/notify`` when the venv is
@@ -14,6 +15,10 @@ import sys
 from pathlib import Path
 
 NAME = "notify"
+# Where `notify edge` and `notify up` listen, and `notify listen` connects, by default.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_URL = f"ws://{DEFAULT_HOST}:{DEFAULT_PORT}"
 
 
 def _running_script() -> Path | None:

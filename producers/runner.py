@@ -1,19 +1,28 @@
-"""Running a ``notify`` command's coroutine: uvloop when available, logging set up once, and
-the pipeline's own errors printed as one line instead of a traceback."""
+"""Running a ``notify`` command: the settings of its process read once, its coroutine run
+with uvloop when available, logging set up once, and the pipeline's own errors (invalid
+settings among them) printed as one line instead of a traceback."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import click
+from pydantic import ValidationError
 
+from producers.envelope import describe
 from producers.errors import NotifyError
+from producers.settings import Settings
+
+S = TypeVar("S", bound=Settings)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def version_in(distribution: str, low: tuple[int, ...], high: tuple[int, ...]) -> bool:
@@ -70,3 +79,28 @@ def run(coro: Coroutine[Any, Any, Any]) -> Any:
             return runner.run(coro)
     except NotifyError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def load_settings(get: Callable[[], S]) -> S:
+    """The settings ``get`` reads from the environment (each process has its own class);
+    invalid ones end the command with one line naming the variables at fault."""
+    try:
+        return get()
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid configuration: {describe(exc)}") from None
+
+
+def pass_settings(
+    get: Callable[[], S],
+) -> Callable[[Callable[Concatenate[S, P], R]], Callable[P, R]]:
+    """A command's decorator, like ``click.pass_obj``: the command receives the settings of
+    its process as its first argument, read when it runs (``load_settings``)."""
+
+    def decorator(command: Callable[Concatenate[S, P], R]) -> Callable[P, R]:
+        @functools.wraps(command)
+        def with_settings(*args: P.args, **kwargs: P.kwargs) -> R:
+            return command(load_settings(get), *args, **kwargs)
+
+        return with_settings
+
+    return decorator

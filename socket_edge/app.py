@@ -12,12 +12,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from producers.runner import setup_logging
-from producers.settings import Settings, get_settings
 from socket_edge import http_errors, routes_api, routes_demo, routes_health
 from socket_edge.edge import EdgeNode
 from socket_edge.guard import RestGuard
 from socket_edge.limits import origin_regex
 from socket_edge.routes_ws import SocketEndpoints
+from socket_edge.settings import EdgeSettings, get_edge_settings
 
 
 class _QuietSocketLogs(logging.Filter):
@@ -53,10 +53,10 @@ class _QuietSocketLogs(logging.Filter):
 _QUIET = _QuietSocketLogs()
 
 
-def create_app(settings: Settings | None = None, node_id: str | None = None) -> ASGIApp:
+def create_app(settings: EdgeSettings | None = None, node_id: str | None = None) -> ASGIApp:
     """The edge's ASGI application: FastAPI for the REST API and the health checks, with the
     WebSocket paths served in front of it (``routes_ws.SocketEndpoints``)."""
-    settings = settings or get_settings()
+    settings = settings or get_edge_settings()
     if not logging.getLogger().handlers:  # a worker process of `notify edge --workers N`
         setup_logging(os.environ.get("LOG_LEVEL", "info"))
     logging.getLogger("uvicorn.error").addFilter(_QUIET)

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from jwt import PyJWKSet
 
 from producers.errors import ConfigurationError
-from producers.settings import Settings
+from socket_edge.settings import EdgeSettings
 
 SUBPROTOCOL = "notify.v1"
 BEARER_SUBPROTOCOL_PREFIX = "bearer."
@@ -96,7 +96,7 @@ class Authenticator:
     algorithm its key cannot verify, a bad signature, a missing, expired or over-long lifetime,
     a malformed claim) ends in one place: ``AuthError`` with status 401."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: EdgeSettings) -> None:
         if not settings.auth_configured:
             raise ConfigurationError(
                 "no AUTH_JWT_SECRET (or AUTH_JWT_PUBLIC_KEY_FILE / AUTH_JWT_JWKS_FILE) is set: "

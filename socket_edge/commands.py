@@ -9,13 +9,9 @@ from collections.abc import Callable
 
 import click
 
-from producers.invocation import command_name
-from producers.runner import run
-from producers.settings import Settings
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
-DEFAULT_URL = f"ws://{DEFAULT_HOST}:{DEFAULT_PORT}"
+from producers.invocation import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_URL, command_name
+from producers.runner import load_settings, pass_settings, run
+from socket_edge.settings import EdgeSettings, get_edge_settings
 
 
 def check_port(host: str, port: int) -> None:
@@ -57,8 +53,8 @@ def check_port(host: str, port: int) -> None:
     type=click.IntRange(1, 64),
     help="processes sharing the port, each its own edge node",
 )
-@click.pass_obj
-def edge(settings: Settings, host: str, port: int, workers: int) -> None:
+@pass_settings(get_edge_settings)
+def edge(settings: EdgeSettings, host: str, port: int, workers: int) -> None:
     """Serve WebSocket clients and the REST API."""
     from socket_edge.server import preflight, serve
 
@@ -85,7 +81,7 @@ def token(ctx: click.Context, user_id: str | None, rooms: str, admin: bool, ttl:
             param = next(p for p in ctx.command.params if p.name == "user_id")
             raise click.MissingParameter(ctx=ctx, param=param)
         user_id = ADMIN_ROLE
-    settings: Settings = ctx.obj
+    settings = load_settings(get_edge_settings)
     secret = signing_secret(settings)
     if secret is None:
         raise click.ClickException(
@@ -109,9 +105,9 @@ def token(ctx: click.Context, user_id: str | None, rooms: str, admin: bool, ttl:
     "each is replaced before it expires",
 )
 @click.option("--count", type=int, help="exit after this many notifications")
-@click.pass_obj
+@pass_settings(get_edge_settings)
 def listen(
-    settings: Settings,
+    settings: EdgeSettings,
     user_id: str,
     url: str,
     since: int | None,

@@ -19,7 +19,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from producers.settings import Settings
+from socket_edge.settings import EdgeSettings
 
 
 class DevSessionRunning(Exception):
@@ -85,7 +85,7 @@ def start_session() -> DevSession:
     return DevSession(fd)
 
 
-def signing_secret(settings: Settings) -> str | None:
+def signing_secret(settings: EdgeSettings) -> str | None:
     """The HS256 secret tokens can be minted with: configured, or this session's dev one."""
     if settings.auth_jwt_secret:
         return settings.auth_jwt_secret

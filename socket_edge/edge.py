@@ -34,7 +34,6 @@ from producers.envelope import (
     new_event_id,
 )
 from producers.publisher import Publisher
-from producers.settings import Settings
 from socket_edge import frames
 from socket_edge.auth import Authenticator
 from socket_edge.broker import Delivery, EdgeBroker
@@ -45,6 +44,7 @@ from socket_edge.limits import HandshakeLimiter
 from socket_edge.receipts import ReceiptRecorder
 from socket_edge.registry import Registry
 from socket_edge.replay import ReplayReader
+from socket_edge.settings import EdgeSettings
 from socket_edge.sinks import OutFrame
 
 log = logging.getLogger("notify.edge")
@@ -81,7 +81,7 @@ def new_node_id() -> str:
 
 
 class EdgeNode:
-    def __init__(self, settings: Settings, node_id: str | None = None) -> None:
+    def __init__(self, settings: EdgeSettings, node_id: str | None = None) -> None:
         self.settings = settings
         self.node_id = node_id or new_node_id()
         self.broker = EdgeBroker(settings.amqp_url, self.node_id)

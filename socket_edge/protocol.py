@@ -22,7 +22,7 @@ import logging
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from producers.runner import version_in
-from producers.settings import get_settings
+from socket_edge.settings import get_edge_settings
 
 log = logging.getLogger("notify.edge")
 
@@ -59,7 +59,7 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
 
     def _arm(self) -> None:
         if self._deadline is None:
-            timeout = get_settings().http_request_timeout  # read once per process
+            timeout = get_edge_settings().http_request_timeout  # read once per process
             self._deadline = self.loop.call_later(timeout, self._expired)
 
     def _disarm(self) -> None:

@@ -10,15 +10,15 @@ import uvicorn
 
 from dispatcher import database
 from producers.broker import connect
-from producers.settings import Settings
 from socket_edge.auth import Authenticator
+from socket_edge.settings import EdgeSettings
 
 APP_FACTORY = "socket_edge.app:create_app"
 HTTP_PROTOCOL = "socket_edge.protocol:DeadlineHttpProtocol"
 GRACEFUL_SHUTDOWN = 10
 
 
-async def preflight(settings: Settings) -> None:
+async def preflight(settings: EdgeSettings) -> None:
     """Fail fast, with a readable error, if authentication is not configured, the broker or
     the database cannot be reached, or the database is not migrated."""
     Authenticator(settings)
@@ -32,7 +32,7 @@ async def preflight(settings: Settings) -> None:
         await engine.dispose()
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
+def uvicorn_options(settings: EdgeSettings) -> dict[str, Any]:
     interval = settings.websocket_heartbeat_interval
     return {
         "factory": True,
@@ -67,7 +67,7 @@ def _exit_cleanly(signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
-def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+def serve(settings: EdgeSettings, host: str, port: int, workers: int = 1) -> None:
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
     # previous handler: with this one, a graceful stop ends with exit status 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from dispatcher.database import connect_to_server
-from producers.settings import Settings
 from socket_edge.auth import Authenticator
+from socket_edge.settings import EdgeSettings
 from tests.support.cli import run_notify
 from tests.support.processes import NotifyProcess, free_port
 
@@ -101,7 +101,7 @@ async def test_token_mints_what_the_edge_accepts(process_env: dict[str, str]) ->
         "token", "--user", "alice", "--rooms", "tour_*,agency_1", "--admin", env=process_env
     )
     assert code == 0, err
-    principal = Authenticator(Settings(auth_jwt_secret=process_env["AUTH_JWT_SECRET"])).verify(
+    principal = Authenticator(EdgeSettings(auth_jwt_secret=process_env["AUTH_JWT_SECRET"])).verify(
         out.strip()
     )
     assert principal.user_id == "alice" and principal.admin

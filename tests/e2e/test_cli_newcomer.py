@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from producers.settings import Settings
 from socket_edge.auth import Authenticator, new_secret
 from socket_edge.listen import BACKOFF_FIRST, BACKOFF_MAX
+from socket_edge.settings import EdgeSettings
 from tests.support.cli import run_notify
 from tests.support.client import ws_client
 from tests.support.processes import NOTIFY, NotifyProcess, free_port, start_edge
@@ -339,7 +339,7 @@ async def test_token_admin_needs_no_user_and_without_admin_user_is_required(
 ) -> None:
     code, out, err = await run_notify("token", "--admin", env=process_env)
     assert code == 0, err
-    principal = Authenticator(Settings(auth_jwt_secret=process_env["AUTH_JWT_SECRET"])).verify(
+    principal = Authenticator(EdgeSettings(auth_jwt_secret=process_env["AUTH_JWT_SECRET"])).verify(
         out.strip()
     )
     assert principal.user_id == "admin" and principal.admin

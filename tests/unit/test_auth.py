@@ -17,14 +17,14 @@ from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from producers.errors import ConfigurationError
-from producers.settings import Settings
 from socket_edge.auth import Authenticator, AuthError, mint, new_secret, token_from
+from socket_edge.settings import EdgeSettings
 
 SECRET = new_secret()
 
 
 def authenticator(**settings: object) -> Authenticator:
-    return Authenticator(Settings(**settings))  # type: ignore[arg-type]
+    return Authenticator(EdgeSettings(**settings))  # type: ignore[arg-type]
 
 
 def test_a_valid_token_gives_the_user_its_rooms_and_role() -> None:
@@ -45,7 +45,7 @@ def test_without_a_key_the_edge_refuses_to_start() -> None:
 @pytest.mark.parametrize("secret", ["changeme", "short", "x" * 31])
 def test_placeholder_and_short_secrets_are_refused(secret: str) -> None:
     with pytest.raises(ValueError, match="32 characters"):
-        Settings(auth_jwt_secret=secret)
+        EdgeSettings(auth_jwt_secret=secret)
 
 
 def test_unsigned_and_foreign_tokens_are_refused() -> None:

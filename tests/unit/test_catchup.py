@@ -14,12 +14,12 @@ import pytest
 
 from dispatcher.records import Delivery, encode_frame, read_frame
 from producers import topology
-from producers.settings import Settings
 from socket_edge.auth import new_secret
 from socket_edge.catchup import CATCH_UP_LIMIT, CLOSE_SERVICE_RESTART
 from socket_edge.connection import Connection
 from socket_edge.edge import EdgeNode
 from socket_edge.registry import Registry
+from socket_edge.settings import EdgeSettings
 from socket_edge.sinks import OutFrame
 from tests.support.sockets import FakeWebSocket, RecordingSink
 
@@ -34,7 +34,7 @@ class MemoryBinder:
 
 @pytest.fixture
 async def node() -> AsyncIterator[EdgeNode]:
-    edge = EdgeNode(Settings(auth_jwt_secret=new_secret()), node_id="unit")
+    edge = EdgeNode(EdgeSettings(auth_jwt_secret=new_secret()), node_id="unit")
     edge.registry = Registry(MemoryBinder())
     yield edge
     await edge.engine.dispose()

@@ -29,9 +29,9 @@ from producers.envelope import (
     is_identifier,
     json_object,
 )
-from producers.settings import Settings
 from socket_edge.actions import BadFrame, parse_action
 from socket_edge.routes_ws import BadParameter, session_params
+from socket_edge.settings import EdgeSettings
 
 EXAMPLES = settings(max_examples=400, deadline=None, database=None)
 
@@ -254,7 +254,7 @@ def test_the_reported_redirects_are_refused() -> None:
 )
 def test_weak_secrets_are_refused(secret: str) -> None:
     with pytest.raises(ValidationError, match="random data"):
-        Settings(auth_jwt_secret=secret)
+        EdgeSettings(auth_jwt_secret=secret)
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -266,4 +266,4 @@ def test_generated_secrets_are_accepted(seed: int) -> None:
         for _ in range(43)
     )
     for secret in (hex_secret, urlsafe):
-        assert Settings(auth_jwt_secret=secret).auth_jwt_secret == secret
+        assert EdgeSettings(auth_jwt_secret=secret).auth_jwt_secret == secret
