@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -120,7 +120,7 @@ def dispatcher(monkeypatch: pytest.MonkeyPatch) -> Dispatcher:
 
 
 def batch_of(kinds: Sequence[str], returned: int = 0) -> list[Message]:
-    bodies = {
+    bodies: dict[str, Callable[[], bytes]] = {
         "valid": lambda: event_body(),
         "refused": lambda: b'{"schema_version": 1, "notification_type": 5}',
         "junk": lambda: b"\xff not json",
