@@ -20,7 +20,7 @@ stays held, above its snapshot's mark, until the catch-up releases it (``release
 joined without ``since`` meanwhile is held from the drop's mark (``open_live``). A drop during
 the catch-up itself leaves everything held for the next one.
 
-A gap too large to send (more than ``CATCH_UP_LIMIT`` notifications) closes the sockets with
+A gap too large to send (more than ``EDGE_CATCH_UP_LIMIT`` deliveries) closes the sockets with
 1012 instead: the clients reconnect and get the replay a new connection gets.
 """
 
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("notify.edge")
 
-CATCH_UP_LIMIT = 20_000
 CLOSE_SERVICE_RESTART = 1012
 
 
@@ -117,7 +116,7 @@ class CatchUp:
         """Add ``deliveries`` (in seq order) to the held streams they are for, then release
         every held stream."""
         node = self.node
-        if len(deliveries) > CATCH_UP_LIMIT:
+        if len(deliveries) > node.settings.edge_catch_up_limit:
             log.warning("catch-up of %d deliveries is too large; asking clients to replay",
                         len(deliveries))  # fmt: skip
             await self._close_all()
@@ -164,7 +163,7 @@ class CatchUp:
                         "users": users,
                         "rooms": rooms,
                         "window": window,
-                        "limit": CATCH_UP_LIMIT + 1,
+                        "limit": node.settings.edge_catch_up_limit + 1,
                     },
                 )
                 deliveries = [
@@ -177,7 +176,7 @@ class CatchUp:
                         "since": since,
                         "high_water": high_water,
                         "users": users,
-                        "limit": CATCH_UP_LIMIT + 1,
+                        "limit": node.settings.edge_catch_up_limit + 1,
                     },
                 )
                 for row in reads.all():

@@ -32,6 +32,12 @@ class EdgeSettings(Settings):
         default=2.0, gt=0, description="seconds between an edge's reports to the others"
     )
     replay_limit: int = Field(default=500, ge=1)
+    edge_catch_up_limit: int = Field(
+        default=20_000,
+        ge=1,
+        description="deliveries an edge sends itself after a broker blip; past it, its "
+        "sockets close with 1012 and their clients replay",
+    )
 
     # Authentication of sockets and REST calls: HS256 with a shared secret, or RS256/ES256
     # with a public key (PEM) or a JWKS file from the identity provider.

@@ -310,3 +310,34 @@ async def test_a_replay_that_ends_during_a_broker_blip_is_caught_up_too(
             await client.nothing_more()
     finally:
         await edge.stop()
+
+
+async def test_a_gap_too_large_to_catch_up_closes_with_1012_and_the_replay_has_it_all(
+    service: NotificationService,
+    amqp: AbstractRobustConnection,
+    process_env: dict[str, str],
+    user_id: str,
+) -> None:
+    """Past EDGE_CATCH_UP_LIMIT deliveries routed while the edge had no queue, the edge does
+    not send the gap itself: the socket closes with 1012, and the client's next connection
+    with its cursor replays every notification of the gap, once, in order."""
+    edge, port = await start_edge({**process_env, "EDGE_CATCH_UP_LIMIT": "4"})
+    try:
+        node_id = (await edge.wait_for_line("edge node")).split("edge node ", 1)[1].split()[0]
+        async with ws_client(f"ws://127.0.0.1:{port}", user_id) as client:
+            before = (await publish_committed(service, amqp, [user_id], 2))[user_id]
+            frames = [await client.notification() for _ in before]
+            assert [f["id"] for f in frames] == before
+            cursor = frames[-1]["seq"]
+            async with broker_admin.no_new_connections(process_env["AMQP_URL"]):
+                assert await broker_admin.close_connections_named(f"notify-edge {node_id}") == 1
+                gap = (await publish_committed(service, amqp, [user_id], 6))[user_id]
+            with pytest.raises(ConnectionClosed) as closed:
+                await client.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+        await edge.wait_for_line("too large")
+        async with ws_client(f"ws://127.0.0.1:{port}", user_id, since=cursor) as again:
+            assert [f["id"] for f in again.mine] == gap
+            await again.nothing_more()
+    finally:
+        await edge.stop()

@@ -15,7 +15,7 @@ import pytest
 from dispatcher.records import Delivery, encode_frame, read_frame
 from producers import topology
 from socket_edge.auth import new_secret
-from socket_edge.catchup import CATCH_UP_LIMIT, CLOSE_SERVICE_RESTART
+from socket_edge.catchup import CLOSE_SERVICE_RESTART
 from socket_edge.connection import Connection
 from socket_edge.edge import EdgeNode
 from socket_edge.registry import Registry
@@ -176,6 +176,7 @@ async def test_a_gap_too_large_closes_every_socket_with_1012(node: EdgeNode) -> 
     await socket_of(node, "alice")
     connection = next(iter(node.connections))
     node.catch_up.connection_lost()
-    gap = [notification(seq, "user.alice") for seq in range(1, CATCH_UP_LIMIT + 2)]
-    await node.catch_up.run(gap, high_water=CATCH_UP_LIMIT + 1)
+    limit = node.settings.edge_catch_up_limit
+    gap = [notification(seq, "user.alice") for seq in range(1, limit + 2)]
+    await node.catch_up.run(gap, high_water=limit + 1)
     assert connection.close_code == CLOSE_SERVICE_RESTART
