@@ -5,17 +5,23 @@ gives none.
 This module is the one definition of the catalog; the envelope, the SDK, the published JSON
 Schema and the dispatcher all read it. Each data model renders its own default texts
 (``default_title`` / ``default_message``) and carries one example, which the JSON Schema, the
-documentation and the tests reuse.
+documentation and the tests reuse. Each entry also says who its SDK method sends to and what
+link it carries (``SdkMethod``): ``NotificationService`` makes its ``notify_*`` methods from
+that, and ``producers/sdk_methods.pyi`` gives them their static types (docs/events.md, "Adding
+a type", tells how to regenerate it).
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from string import Formatter
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import orjson
 from pydantic import (
@@ -361,12 +367,76 @@ class WorkflowCompleted(EventData):
         return f"Workflow {self.workflow_id} finished: {self.status}"
 
 
+class Audience(StrEnum):
+    """Who a type's SDK method sends to, and so the parameter that names the recipient."""
+
+    USER = "user_id"
+    """One user: the first parameter, ``user_id``."""
+    AGENT = "agent_id"
+    """One agent, by the agent's user id: the first parameter, ``agent_id``."""
+    BROADCAST = "broadcast"
+    """Everybody: no recipient parameter."""
+    ROOM_OR_BROADCAST = "room"
+    """One room if the keyword-only ``room`` is given, else everybody."""
+
+
+@dataclass(frozen=True, slots=True)
+class SdkMethod:
+    """What ``NotificationService``'s method for a type needs beside the data model.
+
+    The method is named ``notify_<type>`` unless ``name`` says otherwise. Its parameters are the
+    recipient (``audience``), then the data model's fields in their declared order, required
+    ones first and optional ones (default None) after; ``parameters`` renames some of them
+    (data field -> parameter name). ``action_url`` is a template over the data fields, e.g.
+    ``/bookings/{booking_id}``, whose values are URL-quoted.
+
+    An ``announcement`` is written by the caller: its method starts ``(title, message,
+    priority=<the type's default priority>)``, takes further data as one keyword ``data``
+    mapping, and of the options only ``action_url``.
+    """
+
+    audience: Audience
+    action_url: str | None = None
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    name: str | None = None
+    announcement: bool = False
+
+    def url_fields(self) -> list[str]:
+        if self.action_url is None:
+            return []
+        return [name for _, name, _, _ in Formatter().parse(self.action_url) if name is not None]
+
+    def url_for(self, data: Mapping[str, Any]) -> str | None:
+        """The action_url of an event with this data: the template, its values URL-quoted."""
+        if self.action_url is None:
+            return None
+        quoted = {name: quote(str(data[name]), safe="") for name in self.url_fields()}
+        return self.action_url.format_map(quoted)
+
+
 @dataclass(frozen=True, slots=True)
 class CatalogEntry:
     notification_type: NotificationType
     category: Category
     priority: Priority
     data_model: type[EventData]
+    sdk: SdkMethod
+
+    def __post_init__(self) -> None:
+        fields = self.data_model.model_fields
+        unknown = [
+            name for name in (*self.sdk.parameters, *self.sdk.url_fields()) if name not in fields
+        ]
+        if unknown:
+            raise ValueError(
+                f"{self.notification_type}: the SDK method names {unknown}, "
+                f"which {self.data_model.__name__} does not have"
+            )
+
+    @property
+    def method_name(self) -> str:
+        """The name of ``NotificationService``'s method for this type."""
+        return self.sdk.name or f"notify_{self.notification_type}"
 
     def parse_data(self, data: dict[str, Any]) -> EventData:
         return self.data_model.model_validate(data)
@@ -388,27 +458,35 @@ class CatalogEntry:
         return dict(example)
 
 
-T, C, P = NotificationType, Category, Priority
+T, C, P, A = NotificationType, Category, Priority, Audience
+
+# Who each type's SDK method sends to, and the link its notifications carry.
+TO_USER, TO_AGENT = SdkMethod(A.USER), SdkMethod(A.AGENT)
+BOOKING_LINK = SdkMethod(A.USER, action_url="/bookings/{booking_id}")
+CHAT_LINK = SdkMethod(A.USER, action_url="/conversations/{conversation_id}")
+ANNOUNCEMENT = SdkMethod(A.BROADCAST, name="broadcast_system_message", announcement=True)
+ROOM_OR_ALL = SdkMethod(A.ROOM_OR_BROADCAST)
+AGENT_ANSWER = SdkMethod(A.USER, parameters={"execution_time_ms": "execution_time"})
 
 CATALOG: dict[NotificationType, CatalogEntry] = {
     e.notification_type: e
     for e in (
-        CatalogEntry(T.BOOKING_CREATED, C.BOOKING, P.MEDIUM, BookingCreated),
-        CatalogEntry(T.BOOKING_CONFIRMED, C.BOOKING, P.HIGH, BookingConfirmed),
-        CatalogEntry(T.BOOKING_CANCELLED, C.BOOKING, P.HIGH, BookingCancelled),
-        CatalogEntry(T.PAYMENT_RECEIVED, C.PAYMENT, P.HIGH, PaymentReceived),
-        CatalogEntry(T.PAYMENT_FAILED, C.PAYMENT, P.URGENT, PaymentFailed),
-        CatalogEntry(T.REFUND_PROCESSED, C.PAYMENT, P.HIGH, RefundProcessed),
-        CatalogEntry(T.TOUR_STARTING_SOON, C.TOUR, P.URGENT, TourStartingSoon),
-        CatalogEntry(T.TOUR_STARTED, C.TOUR, P.HIGH, TourStarted),
-        CatalogEntry(T.TOUR_COMPLETED, C.TOUR, P.MEDIUM, TourCompleted),
-        CatalogEntry(T.NEW_COMMISSION, C.AGENT, P.HIGH, NewCommission),
-        CatalogEntry(T.TIER_UPGRADED, C.AGENT, P.HIGH, TierUpgraded),
-        CatalogEntry(T.CHAT_MESSAGE, C.CHAT, P.MEDIUM, ChatMessage),
-        CatalogEntry(T.CHAT_READ, C.CHAT, P.LOW, ChatRead),
-        CatalogEntry(T.SYSTEM_ALERT, C.SYSTEM, P.HIGH, SystemAlert),
-        CatalogEntry(T.MAINTENANCE_SCHEDULED, C.SYSTEM, P.HIGH, MaintenanceScheduled),
-        CatalogEntry(T.AGENT_RESPONSE, C.AI_AGENT, P.MEDIUM, AgentResponse),
-        CatalogEntry(T.WORKFLOW_COMPLETED, C.AI_AGENT, P.MEDIUM, WorkflowCompleted),
+        CatalogEntry(T.BOOKING_CREATED, C.BOOKING, P.MEDIUM, BookingCreated, BOOKING_LINK),
+        CatalogEntry(T.BOOKING_CONFIRMED, C.BOOKING, P.HIGH, BookingConfirmed, BOOKING_LINK),
+        CatalogEntry(T.BOOKING_CANCELLED, C.BOOKING, P.HIGH, BookingCancelled, BOOKING_LINK),
+        CatalogEntry(T.PAYMENT_RECEIVED, C.PAYMENT, P.HIGH, PaymentReceived, BOOKING_LINK),
+        CatalogEntry(T.PAYMENT_FAILED, C.PAYMENT, P.URGENT, PaymentFailed, BOOKING_LINK),
+        CatalogEntry(T.REFUND_PROCESSED, C.PAYMENT, P.HIGH, RefundProcessed, BOOKING_LINK),
+        CatalogEntry(T.TOUR_STARTING_SOON, C.TOUR, P.URGENT, TourStartingSoon, BOOKING_LINK),
+        CatalogEntry(T.TOUR_STARTED, C.TOUR, P.HIGH, TourStarted, BOOKING_LINK),
+        CatalogEntry(T.TOUR_COMPLETED, C.TOUR, P.MEDIUM, TourCompleted, BOOKING_LINK),
+        CatalogEntry(T.NEW_COMMISSION, C.AGENT, P.HIGH, NewCommission, TO_AGENT),
+        CatalogEntry(T.TIER_UPGRADED, C.AGENT, P.HIGH, TierUpgraded, TO_AGENT),
+        CatalogEntry(T.CHAT_MESSAGE, C.CHAT, P.MEDIUM, ChatMessage, CHAT_LINK),
+        CatalogEntry(T.CHAT_READ, C.CHAT, P.LOW, ChatRead, TO_USER),
+        CatalogEntry(T.SYSTEM_ALERT, C.SYSTEM, P.HIGH, SystemAlert, ANNOUNCEMENT),
+        CatalogEntry(T.MAINTENANCE_SCHEDULED, C.SYSTEM, P.HIGH, MaintenanceScheduled, ROOM_OR_ALL),
+        CatalogEntry(T.AGENT_RESPONSE, C.AI_AGENT, P.MEDIUM, AgentResponse, AGENT_ANSWER),
+        CatalogEntry(T.WORKFLOW_COMPLETED, C.AI_AGENT, P.MEDIUM, WorkflowCompleted, TO_USER),
     )
 }

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from producers.catalog import CATALOG, NotificationType
+from producers.catalog import CATALOG, Audience, NotificationType
 from producers.envelope import SCHEMA_VERSION, Envelope, ReadEvent, ReadEventType
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -34,9 +34,14 @@ READ_EVENT_DESCRIPTION = (
     "notification.all_read marks everything of the user read, or everything up to up_to_seq."
 )
 
-# Audiences of the documented examples: system notices go to everybody, the rest to a user.
+# Audiences of the documented examples: a type the SDK sends to everybody (or to a room) goes to
+# everybody, the rest to a user.
 EXAMPLE_USER = "user-123"
-BROADCAST_TYPES = frozenset({NotificationType.SYSTEM_ALERT, NotificationType.MAINTENANCE_SCHEDULED})
+BROADCAST_TYPES = frozenset(
+    notification_type
+    for notification_type, entry in CATALOG.items()
+    if entry.sdk.audience in (Audience.BROADCAST, Audience.ROOM_OR_BROADCAST)
+)
 
 
 def definitions(ref_prefix: str = LOCAL_DEFS) -> dict[str, Any]:
