@@ -28,25 +28,52 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher.queries import HIGH_WATER, READS_SINCE, ROUTED_SINCE
 from dispatcher.records import Delivery, StoredNotification, notification_delivery
 from dispatcher.store import rebuilt_delivery
 from producers import topology
 from socket_edge.connection import Connection, Stream
+from socket_edge.registry import Registry
+from socket_edge.settings import EdgeSettings
 from socket_edge.sinks import OutFrame
-
-if TYPE_CHECKING:
-    from socket_edge.edge import EdgeNode
 
 log = logging.getLogger("notify.edge")
 
 CLOSE_SERVICE_RESTART = 1012
 
 
+class Node(Protocol):
+    """What a catch-up needs of its edge node: its sockets and keys, the database, the mark
+    of what reached it, and its fan-out."""
+
+    settings: EdgeSettings
+    engine: AsyncEngine
+    connections: set[Connection]
+    registry: Registry[Connection]
+
+    @property
+    def last_seq(self) -> int: ...
+
+    def advance(self, seq: int) -> None: ...
+
+    def seen(self, seq: int) -> bool: ...
+
+    def fan_out(
+        self, key: str, seq: int, frame: OutFrame, targets: Iterable[Connection]
+    ) -> None: ...
+
+    def users(self) -> list[str]: ...
+
+    def rooms(self) -> dict[str, int]: ...
+
+
 class CatchUp:
-    def __init__(self, node: EdgeNode) -> None:
+    def __init__(self, node: Node) -> None:
         self.node = node
         self._lock = asyncio.Lock()
         self._since: int | None = None  # the last seq received before the connection dropped
@@ -140,7 +167,7 @@ class CatchUp:
         for connection, key, stream in self._holding:
             if connection.holds(key, stream):
                 connection.release(key, stream.high_water)
-        node.last_seq = max(node.last_seq, high_water)
+        node.advance(high_water)
         log.info("caught up %d deliveries (%d frames) for %d sockets",
                  len(deliveries), reached, len(connections))  # fmt: skip
 

@@ -15,9 +15,10 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aio_pika
 import orjson
@@ -26,9 +27,6 @@ from aio_pika.exceptions import AMQPError
 
 from dispatcher.records import timestamp
 from producers import topology
-
-if TYPE_CHECKING:
-    from socket_edge.edge import EdgeNode
 
 log = logging.getLogger("notify.edge")
 
@@ -53,10 +51,27 @@ class NodeReport:
     leaving: bool = False
 
 
+# What the cluster asks of its node: a channel on its broker connection, its report (as it
+# leaves, or not), and the description of a user's sockets on it.
+OpenChannel = Callable[[], Awaitable[AbstractChannel]]
+OwnReport = Callable[[bool], "NodeReport"]
+LocalSockets = Callable[[str], list[dict[str, Any]]]
+
+
 class Cluster:
-    def __init__(self, node: EdgeNode, interval: float) -> None:
-        self.node = node
+    def __init__(
+        self,
+        node_id: str,
+        interval: float,
+        open_channel: OpenChannel,
+        own_report: OwnReport,
+        local_sockets: LocalSockets,
+    ) -> None:
+        self.node_id = node_id
         self.interval = interval
+        self._open_channel = open_channel
+        self._own_report = own_report
+        self._local_sockets = local_sockets
         self._reports: dict[str, NodeReport] = {}
         self._channel: AbstractChannel | None = None
         self._stats: AbstractExchange | None = None
@@ -66,7 +81,7 @@ class Cluster:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        channel = self._channel = await self.node.broker.channel()
+        channel = self._channel = await self._open_channel()
         self._stats = await channel.declare_exchange(
             topology.EDGE_STATS_EXCHANGE, ExchangeType.FANOUT, durable=True
         )
@@ -99,28 +114,12 @@ class Cluster:
 
     # -- reports ---------------------------------------------------------------------------
 
-    def own_report(self, leaving: bool = False) -> NodeReport:
-        node = self.node
-        return NodeReport(
-            node_id=node.node_id,
-            at=time.time(),
-            connections=len(node.connections),
-            accepted_total=node.accepted_total,
-            frames_sent=node.frames_sent,
-            broadcasts=node.broadcasts,
-            held_frames=sum(c.held_frames for c in node.connections),
-            users=node.users(),
-            rooms=node.rooms(),
-            refusals=dict(node.refusals),
-            leaving=leaving,
-        )
-
     def fresh_reports(self) -> list[NodeReport]:
         """This node's report, as of now, and the other nodes' latest fresh ones."""
         horizon = time.time() - STALE_AFTER_INTERVALS * self.interval
         for node_id in [n for n, r in self._reports.items() if r.at < horizon]:
             del self._reports[node_id]
-        return [self.own_report(), *self._reports.values()]
+        return [self._own_report(False), *self._reports.values()]
 
     async def _report_loop(self) -> None:
         while True:
@@ -134,7 +133,7 @@ class Cluster:
 
     async def _publish_report(self, leaving: bool = False) -> None:
         assert self._stats is not None
-        body = orjson.dumps(asdict(self.own_report(leaving)))
+        body = orjson.dumps(asdict(self._own_report(leaving)))
         await self._stats.publish(aio_pika.Message(body, expiration=self.interval * 2), "")
 
     async def _on_report(self, message: AbstractIncomingMessage) -> None:
@@ -143,7 +142,7 @@ class Cluster:
         except (orjson.JSONDecodeError, TypeError) as exc:
             log.warning("ignoring a malformed node report: %s", exc)
             return
-        if report.node_id == self.node.node_id:
+        if report.node_id == self.node_id:
             return
         if report.leaving:
             self._reports.pop(report.node_id, None)
@@ -154,7 +153,7 @@ class Cluster:
 
     async def user_connections(self, user_id: str) -> list[dict[str, Any]]:
         """Every socket of the user on every live node (those that reported lately)."""
-        answers = [describe(c, self.node.node_id) for c in self.node.user_connections(user_id)]
+        answers = self._local_sockets(user_id)
         others = len(self.fresh_reports()) - 1
         if others == 0:
             return answers
@@ -168,7 +167,7 @@ class Cluster:
                     orjson.dumps({"question": "user_connections", "user_id": user_id}),
                     correlation_id=correlation,
                     reply_to=self._reply_to,
-                    app_id=self.node.node_id,
+                    app_id=self.node_id,
                     expiration=QUESTION_TIMEOUT,
                 ),
                 "",
@@ -186,14 +185,14 @@ class Cluster:
         return sorted(answers, key=lambda a: datetime.fromisoformat(str(a["connected_at"])))
 
     async def _on_question(self, message: AbstractIncomingMessage) -> None:
-        if message.app_id == self.node.node_id or not message.reply_to:
+        if message.app_id == self.node_id or not message.reply_to:
             return
         try:
             question = orjson.loads(message.body)
             user_id = str(question["user_id"])
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return
-        answer = [describe(c, self.node.node_id) for c in self.node.user_connections(user_id)]
+        answer = self._local_sockets(user_id)
         assert self._channel is not None
         await self._channel.default_exchange.publish(
             aio_pika.Message(orjson.dumps(answer), correlation_id=message.correlation_id),

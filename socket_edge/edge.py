@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
@@ -38,7 +39,7 @@ from socket_edge import frames
 from socket_edge.auth import Authenticator
 from socket_edge.broker import Delivery, EdgeBroker
 from socket_edge.catchup import CatchUp
-from socket_edge.cluster import Cluster
+from socket_edge.cluster import Cluster, NodeReport, describe
 from socket_edge.connection import Connection
 from socket_edge.limits import HandshakeLimiter
 from socket_edge.receipts import ReceiptRecorder
@@ -99,7 +100,13 @@ class EdgeNode:
         )
         self.refusals: Counter[str] = Counter()
         self.catch_up = CatchUp(self)
-        self.cluster = Cluster(self, settings.edge_report_interval)
+        self.cluster = Cluster(
+            self.node_id,
+            settings.edge_report_interval,
+            self.broker.channel,
+            self.report,
+            self.describe_user_connections,
+        )
         self.accepted_total = 0
         self.frames_sent = 0
         self.broadcasts = 0
@@ -133,7 +140,7 @@ class EdgeNode:
         seq = delivery.seq
         if not self.seen(seq):
             return
-        self.last_seq = max(self.last_seq, seq)
+        self.advance(seq)
         if key == topology.BROADCAST_KEY:
             self.broadcasts += 1
             targets: Iterable[Connection] = tuple(self.connections)
@@ -164,6 +171,10 @@ class EdgeNode:
             for connection in targets:
                 sent += connection.deliver(key, seq, frame)
         self.frames_sent += sent
+
+    def advance(self, seq: int) -> None:
+        """Everything up to ``seq`` reached this node (the catch-up's mark after a blip)."""
+        self.last_seq = max(self.last_seq, seq)
 
     def seen(self, seq: int) -> bool:
         """Note a seq delivered to this node; False if it was already (a copy)."""
@@ -226,6 +237,25 @@ class EdgeNode:
     def refuse(self, code: str) -> None:
         """Count a refusal (an unauthenticated or forbidden call, a limit hit), by its code."""
         self.refusals[code] += 1
+
+    def report(self, leaving: bool = False) -> NodeReport:
+        """This node's counts, users and rooms as of now, for the other nodes."""
+        return NodeReport(
+            node_id=self.node_id,
+            at=time.time(),
+            connections=len(self.connections),
+            accepted_total=self.accepted_total,
+            frames_sent=self.frames_sent,
+            broadcasts=self.broadcasts,
+            held_frames=sum(c.held_frames for c in self.connections),
+            users=self.users(),
+            rooms=self.rooms(),
+            refusals=dict(self.refusals),
+            leaving=leaving,
+        )
+
+    def describe_user_connections(self, user_id: str) -> list[dict[str, Any]]:
+        return [describe(c, self.node_id) for c in self.user_connections(user_id)]
 
     def user_connections(self, user_id: str) -> list[Connection]:
         return sorted(

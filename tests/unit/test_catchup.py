@@ -15,12 +15,12 @@ import pytest
 from dispatcher.records import Delivery, encode_frame, read_frame
 from producers import topology
 from socket_edge.auth import new_secret
+from socket_edge.broker import Delivery as BrokerDelivery
 from socket_edge.catchup import CLOSE_SERVICE_RESTART
 from socket_edge.connection import Connection
 from socket_edge.edge import EdgeNode
 from socket_edge.registry import Registry
 from socket_edge.settings import EdgeSettings
-from socket_edge.sinks import OutFrame
 from tests.support.sockets import FakeWebSocket, RecordingSink
 
 
@@ -76,11 +76,9 @@ def seqs(sink: RecordingSink) -> list[tuple[str, int]]:
 
 
 def live(node: EdgeNode, delivery: Delivery) -> None:
-    """A delivery arriving from the broker, as the node's consumer hands it on."""
-    key, seq, frame = delivery.routing_key, delivery.seq, OutFrame(delivery.body.decode())
-    if node.seen(seq):
-        node.last_seq = max(node.last_seq, seq)
-        node.fan_out(key, seq, frame, tuple(node.registry.members(key)))
+    """A delivery arriving from the broker, handed to the node as its consumer does."""
+    text = delivery.body.decode()
+    node.on_delivery(BrokerDelivery(delivery.routing_key, text, delivery.seq, origin=None))
 
 
 async def test_the_gap_and_its_read_syncs_reach_each_held_stream_in_order_once(
