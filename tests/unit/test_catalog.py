@@ -50,12 +50,14 @@ DESIGN_TABLE = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("notification_type", list(NotificationType))
-def test_each_type_has_the_designed_category_priority_and_fields(
-    notification_type: NotificationType,
+@pytest.mark.parametrize("notification_type", sorted(DESIGN_TABLE))
+def test_each_published_type_keeps_its_category_priority_and_fields(
+    notification_type: str,
 ) -> None:
-    category, priority, required, optional = DESIGN_TABLE[notification_type.value]
-    entry = CATALOG[notification_type]
+    """The types the contract was published with: changing one is a breaking change for
+    producers and clients, so it must be deliberate. A new type needs no row here."""
+    category, priority, required, optional = DESIGN_TABLE[notification_type]
+    entry = CATALOG[NotificationType(notification_type)]
     assert entry.category is Category(category)
     assert entry.priority is Priority(priority)
     fields = entry.data_model.model_fields
