@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import pytest
 from pydantic import AwareDatetime, ConfigDict
@@ -25,7 +24,6 @@ from producers.catalog import (
     SdkMethod,
 )
 from producers.envelope import Envelope
-from producers.publisher import Publisher
 from producers.service import (
     REGENERATE,
     STUB_PATH,
@@ -36,8 +34,7 @@ from producers.service import (
     parameter_type,
     sdk_stub,
 )
-
-E = TypeVar("E")
+from tests.unit.conftest import RecordingPublisher
 
 ENTRIES = list(CATALOG.values())
 IDS = [str(entry.notification_type) for entry in ENTRIES]
@@ -66,26 +63,6 @@ SEED_SIGNATURES = {
     "notify_agent_response": "(self, user_id: 'str', agent_name: 'str', response: 'Any', execution_time: 'float', **options: 'Unpack[Options]') -> 'uuid.UUID'",  # noqa: E501
     "notify_workflow_completed": "(self, user_id: 'str', workflow_id: 'str', status: 'str', **options: 'Unpack[Options]') -> 'uuid.UUID'",  # noqa: E501
 }  # fmt: skip
-
-
-class RecordingPublisher(Publisher):
-    def __init__(self) -> None:
-        super().__init__()
-        self.published: list[Any] = []
-
-    async def publish_many(self, events: Sequence[E]) -> list[E]:
-        self.published.extend(events)
-        return list(events)
-
-
-@pytest.fixture
-def recorder() -> RecordingPublisher:
-    return RecordingPublisher()
-
-
-@pytest.fixture
-def svc(recorder: RecordingPublisher) -> NotificationService:
-    return NotificationService(recorder, producer="booking-service")
 
 
 def parameter_names(entry: CatalogEntry) -> dict[str, str]:

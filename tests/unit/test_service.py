@@ -8,8 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -17,30 +16,8 @@ from pydantic import ValidationError
 from producers.catalog import NotificationPriority, NotificationType, Priority
 from producers.envelope import Envelope
 from producers.messages import event_fields
-from producers.publisher import Publisher
 from producers.service import NotificationService
-
-E = TypeVar("E")
-
-
-class RecordingPublisher(Publisher):
-    def __init__(self) -> None:
-        super().__init__()
-        self.published: list[Any] = []
-
-    async def publish_many(self, events: Sequence[E]) -> list[E]:
-        self.published.extend(events)
-        return list(events)
-
-
-@pytest.fixture
-def recorder() -> RecordingPublisher:
-    return RecordingPublisher()
-
-
-@pytest.fixture
-def svc(recorder: RecordingPublisher) -> NotificationService:
-    return NotificationService(recorder, producer="booking-service")
+from tests.unit.conftest import RecordingPublisher
 
 
 def only(recorder: RecordingPublisher) -> Envelope:
