@@ -9,6 +9,7 @@ import contextlib
 import os
 import signal
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from aio_pika.abc import AbstractRobustConnection
@@ -20,7 +21,7 @@ from producers.service import NotificationService
 from tests.support import broker_admin
 from tests.support.client import Client, ws_client
 from tests.support.deliveries import watch_deliveries
-from tests.support.processes import start_edge
+from tests.support.processes import NotifyProcess, start_edge
 from tests.support.reports import node_has, wait_for_reports
 from tests.support.tokens import token_for
 
@@ -32,6 +33,20 @@ def chat(user_id: str, i: int) -> dict[str, object]:
         "user_id": user_id,
         "data": {"conversation_id": "c1", "sender_id": "guide", "preview": f"message {i}"},
     }
+
+
+async def node_id_of(edge: NotifyProcess) -> str:
+    line = await edge.wait_for_line("edge node")
+    return line.split("edge node ", 1)[1].split()[0]
+
+
+@contextlib.asynccontextmanager
+async def broker_cut(env: dict[str, str], node_id: str) -> AsyncIterator[None]:
+    """The edge's broker connection is closed and cannot come back until the block ends:
+    what is routed meanwhile reaches no queue of it, for certain."""
+    async with broker_admin.no_new_connections(env["AMQP_URL"]):
+        assert await broker_admin.close_connections_named(f"notify-edge {node_id}") == 1
+        yield
 
 
 async def publish_committed(
@@ -111,7 +126,7 @@ async def test_a_client_that_stops_answering_pings_is_dropped(
     }
     edge, port = await start_edge(env)
     try:
-        node_id = (await edge.wait_for_line("edge node")).split("edge node ", 1)[1].split()[0]
+        node_id = await node_id_of(edge)
         # A raw TCP client: it completes the handshake, then never reads nor answers.
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         key = base64.b64encode(os.urandom(16)).decode()
@@ -148,17 +163,14 @@ async def test_a_broker_blip_is_invisible_to_connected_clients(
     gap reaches the client once, by the catch-up, and nothing is sent twice."""
     edge, port = await start_edge(process_env)
     try:
-        node_line = await edge.wait_for_line("edge node")
-        node_id = node_line.split("edge node ", 1)[1].split()[0]
+        node_id = await node_id_of(edge)
         async with ws_client(f"ws://127.0.0.1:{port}", user_id) as client:
             before = await publish_committed(service, amqp, [user_id], 3)
             assert [(await client.notification())["id"] for _ in range(3)] == before[user_id]
 
             # The edge cannot reconnect until the block ends: what is published meanwhile is
             # routed to no queue of it, for certain.
-            async with broker_admin.no_new_connections(process_env["AMQP_URL"]):
-                closed = await broker_admin.close_connections_named(f"notify-edge {node_id}")
-                assert closed == 1
+            async with broker_cut(process_env, node_id):
                 gap = await publish_committed(service, amqp, [user_id], 10)
             caught_up = await edge.wait_for_line("caught up")
             assert int(caught_up.split("caught up ", 1)[1].split()[0]) >= 1, "\n".join(edge.lines)
@@ -182,7 +194,7 @@ async def test_a_read_done_elsewhere_during_a_broker_blip_reaches_the_socket(
     through it learns of a read done on another device meanwhile, with the new count."""
     edge, port = await start_edge(process_env)
     try:
-        node_id = (await edge.wait_for_line("edge node")).split("edge node ", 1)[1].split()[0]
+        node_id = await node_id_of(edge)
         async with ws_client(f"ws://127.0.0.1:{port}", user_id) as client:
             sent = (await publish_committed(service, amqp, [user_id], 2))[user_id]
             assert [(await client.notification())["id"] for _ in range(2)] == sent
@@ -197,9 +209,8 @@ async def test_a_read_done_elsewhere_during_a_broker_blip_reaches_the_socket(
             )
             async with (
                 watch_deliveries(amqp, topology.user_key(user_id)) as deliveries,
-                broker_admin.no_new_connections(process_env["AMQP_URL"]),
+                broker_cut(process_env, node_id),
             ):
-                assert await broker_admin.close_connections_named(f"notify-edge {node_id}") == 1
                 await service.publisher.publish(read)
                 await deliveries.wait_until(lambda f: f.get("type") == "read")
             await edge.wait_for_line("caught up")
@@ -224,8 +235,7 @@ async def test_after_a_broker_blip_keys_restored_last_miss_nothing_and_stay_in_o
     room = f"late-{uuid.uuid4().hex[:8]}"
     edge, port = await start_edge({**process_env, "WEBSOCKET_MAX_ROOMS": "400"})
     try:
-        node_line = await edge.wait_for_line("edge node")
-        node_id = node_line.split("edge node ", 1)[1].split()[0]
+        node_id = await node_id_of(edge)
         async with ws_client(f"ws://127.0.0.1:{port}", user_id) as client:
             for i in range(300):
                 await client.subscribe(f"filler-{room}-{i}")
@@ -241,8 +251,7 @@ async def test_after_a_broker_blip_keys_restored_last_miss_nothing_and_stay_in_o
                         sent.append(str(await service.notify("chat_message", **to, data=data)))
 
                 await publish(2)  # and the publisher is connected before the block
-                async with broker_admin.no_new_connections(process_env["AMQP_URL"]):
-                    assert await broker_admin.close_connections_named(f"notify-edge {node_id}")
+                async with broker_cut(process_env, node_id):
                     await publish(10)  # routed to no queue of this edge
                 # While the edge reconnects and re-binds, notifications keep coming.
                 caught_up = asyncio.create_task(edge.wait_for_line("caught up"))
@@ -285,15 +294,13 @@ async def test_a_replay_that_ends_during_a_broker_blip_is_caught_up_too(
         return str(await service.notify("chat_message", room=room, data=data))
 
     try:
-        node_line = await edge.wait_for_line("edge node")
-        node_id = node_line.split("edge node ", 1)[1].split()[0]
+        node_id = await node_id_of(edge)
         async with ws_client(f"ws://127.0.0.1:{port}", user_id) as client:
             await client.subscribe(room)
             await to_room("before")
             before = await client.notification()
             async with watch_deliveries(amqp, topology.room_key(room)) as deliveries:
-                async with broker_admin.no_new_connections(process_env["AMQP_URL"]):
-                    assert await broker_admin.close_connections_named(f"notify-edge {node_id}")
+                async with broker_cut(process_env, node_id):
                     in_replay = [await to_room("a"), await to_room("b")]
                     await deliveries.wait_for(uuid.UUID(in_replay[-1]))
                     replayed, _ = await client.subscribe(room, since=int(before["seq"]))
@@ -323,14 +330,13 @@ async def test_a_gap_too_large_to_catch_up_closes_with_1012_and_the_replay_has_i
     with its cursor replays every notification of the gap, once, in order."""
     edge, port = await start_edge({**process_env, "EDGE_CATCH_UP_LIMIT": "4"})
     try:
-        node_id = (await edge.wait_for_line("edge node")).split("edge node ", 1)[1].split()[0]
+        node_id = await node_id_of(edge)
         async with ws_client(f"ws://127.0.0.1:{port}", user_id) as client:
             before = (await publish_committed(service, amqp, [user_id], 2))[user_id]
             frames = [await client.notification() for _ in before]
             assert [f["id"] for f in frames] == before
             cursor = frames[-1]["seq"]
-            async with broker_admin.no_new_connections(process_env["AMQP_URL"]):
-                assert await broker_admin.close_connections_named(f"notify-edge {node_id}") == 1
+            async with broker_cut(process_env, node_id):
                 gap = (await publish_committed(service, amqp, [user_id], 6))[user_id]
             with pytest.raises(ConnectionClosed) as closed:
                 await client.recv()
