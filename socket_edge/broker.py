@@ -4,12 +4,22 @@ The queue lives as long as the process's connection; RabbitMQ deletes it when th
 dies. Keys are bound while a local socket wants them (see ``registry``); ``broadcast`` is
 bound for the life of the process. Deliveries are consumed without acks: this is the fast
 path, and what it drops is replayed from Postgres.
+
+Binds are sent in batches: every key asked for while a batch is on its way joins the next
+one, sent as no-wait ``queue.bind`` methods followed by one synchronous method on the same
+channel. RabbitMQ handles a channel's methods in order, so that method's answer means every
+bind before it is in place: one round trip for the batch, however many keys it holds. The
+keys are not left to the robust queue to restore after a reconnect (it keeps them in a list
+it scans on every unbind, which makes a mass disconnect quadratic); the registry binds them
+again itself. Unbinds (which AMQP has no no-wait form of) go over a channel of their own, so
+that a backlog of them never delays a batch of binds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +57,10 @@ class EdgeBroker:
         self.connection: AbstractRobustConnection | None = None
         self._exchange: AbstractExchange | None = None
         self._queue: AbstractQueue | None = None
+        self._unbind_channel: AbstractChannel | None = None
+        self._pending: dict[str, asyncio.Future[None]] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self.bind_batches = 0
 
     async def start(
         self,
@@ -66,6 +80,7 @@ class EdgeBroker:
         self._exchange = await topology.declare_deliver_exchange(channel)
         self._queue = await channel.declare_queue(self.queue_name, exclusive=True, auto_delete=True)
         await self._queue.bind(self._exchange, topology.BROADCAST_KEY)
+        self._unbind_channel = await self.connection.channel()
 
         async def consume(message: AbstractIncomingMessage) -> None:
             delivery = decode(message)
@@ -86,12 +101,49 @@ class EdgeBroker:
         return await self.connection.channel()
 
     async def bind(self, key: str) -> None:
+        """Return once ``key`` is bound: with the batch on its way if it is not sent yet,
+        else with the next one."""
+        future = self._pending.get(key)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            # Retrieved here, so that a batch failing after its callers gave up is not
+            # reported as an exception nobody retrieved.
+            future.add_done_callback(_retrieve)
+            self._pending[key] = future
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush(), name="edge-binds")
+        await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, {}
+            try:
+                await self.bind_many(batch)
+            except BaseException as exc:
+                for future in batch.values():
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+            else:
+                for future in batch.values():
+                    if not future.done():
+                        future.set_result(None)
+
+    async def bind_many(self, keys: Collection[str]) -> None:
+        """Bind every key, in one round trip; raise if the channel fails meanwhile."""
         assert self._queue is not None and self._exchange is not None
-        await self._queue.bind(self._exchange, key)
+        channel = await self._queue.channel.get_underlay_channel()
+        exchange = self._exchange.name
+        for key in keys:
+            await channel.queue_bind(self.queue_name, exchange, key, nowait=True)
+        await channel.queue_declare(self.queue_name, passive=True)
+        self.bind_batches += 1
 
     async def unbind(self, key: str) -> None:
-        assert self._queue is not None and self._exchange is not None
-        await self._queue.unbind(self._exchange, key)
+        assert self._unbind_channel is not None and self._exchange is not None
+        channel = await self._unbind_channel.get_underlay_channel()
+        await channel.queue_unbind(self.queue_name, self._exchange.name, key)
 
     async def relay(self, key: str, text: str, origin: str) -> None:
         """Publish a room message to every edge holding the room (not stored)."""
@@ -115,6 +167,11 @@ class EdgeBroker:
         if self.connection is not None:
             await self.connection.close()
             self.connection = None
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def decode(message: AbstractIncomingMessage) -> Delivery | None:

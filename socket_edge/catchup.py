@@ -3,8 +3,9 @@
 When the edge's AMQP connection drops, its exclusive queue goes with it, and whatever the
 dispatchers route meanwhile is dropped by RabbitMQ for want of a queue. The moment the drop is
 seen, every live stream is put on hold (keeping its mark) and the last seq received is noted.
-The robust connection then re-declares the queue, re-binds its keys one by one and consumes
-again; frames that arrive meanwhile wait in the held streams, whichever keys are bound first.
+The robust connection then re-declares the queue (bound to ``broadcast``) and consumes again,
+and the catch-up binds every key that has local members again, in one batch; frames that
+arrive meanwhile wait in the held streams, whichever keys are bound first.
 Once it is restored, everything routed to this node's users, rooms and broadcasts after the
 noted seq (notifications, and the read syncs of its users: a read done on another device
 meanwhile) is read from one Postgres snapshot and added to the held streams, and each stream is
@@ -60,6 +61,8 @@ class Node(Protocol):
     def last_seq(self) -> int: ...
 
     def advance(self, seq: int) -> None: ...
+
+    async def rebind(self) -> int: ...
 
     def seen(self, seq: int) -> bool: ...
 
@@ -118,6 +121,7 @@ class CatchUp:
                 self._holding.append((connection, key, stream))
 
     async def after_reconnect(self) -> None:
+        node = self.node
         async with self._lock:
             if self._since is None:  # the channel was reopened on a connection that stayed
                 self.connection_lost()
@@ -125,6 +129,9 @@ class CatchUp:
             log.warning("broker connection restored: catching up from seq %d", since)
             drops = self._drops
             try:
+                # The queue came back without the keys' bindings: bound again (one batch)
+                # before the snapshot is read, so that whatever the snapshot misses is routed.
+                await node.rebind()
                 deliveries, high_water = await self._read(since)
                 if self._drops != drops:
                     log.warning("broker connection lost again during the catch-up; holding the "
@@ -133,7 +140,11 @@ class CatchUp:
                 await self.run(deliveries, high_water)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                if self._drops != drops:
+                    log.warning("broker connection lost again during the catch-up (%s); "
+                                "holding the streams until it is back", exc)  # fmt: skip
+                    return
                 log.exception("catch-up failed; closing sockets so that clients replay")
                 await self._close_all()
             self._since = None

@@ -86,7 +86,7 @@ class EdgeNode:
         self.settings = settings
         self.node_id = node_id or new_node_id()
         self.broker = EdgeBroker(settings.amqp_url, self.node_id)
-        self.registry: Registry[Connection] = Registry(self.broker)
+        self.registry: Registry[Connection] = Registry(self.broker, settings.edge_key_linger)
         self.connections: set[Connection] = set()
         self.engine: AsyncEngine = database.create_engine(settings.database_url)
         self.replay = ReplayReader(
@@ -123,6 +123,7 @@ class EdgeNode:
         log.info("edge node %s consuming %s", self.node_id, self.broker.queue_name)
 
     async def stop(self) -> None:
+        await self.registry.close()
         await self.cluster.stop()
         await self.receipts.stop()
         await self.publisher.close()
@@ -171,6 +172,10 @@ class EdgeNode:
             for connection in targets:
                 sent += connection.deliver(key, seq, frame)
         self.frames_sent += sent
+
+    async def rebind(self) -> int:
+        """Bind every key with local members again (the broker connection was restored)."""
+        return await self.registry.rebind()
 
     def advance(self, seq: int) -> None:
         """Everything up to ``seq`` reached this node (the catch-up's mark after a blip)."""

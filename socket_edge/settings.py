@@ -32,6 +32,12 @@ class EdgeSettings(Settings):
         default=2.0, gt=0, description="seconds between an edge's reports to the others"
     )
     replay_limit: int = Field(default=500, ge=1)
+    edge_key_linger: float = Field(
+        default=30.0,
+        ge=0,
+        description="seconds a user's or room's binding outlives its last local socket, for "
+        "a quick return; 0: unbound at once",
+    )
     edge_catch_up_limit: int = Field(
         default=20_000,
         ge=1,

@@ -48,3 +48,12 @@ async def no_new_connections(amqp_url: str) -> AsyncIterator[None]:
         yield
     finally:
         await _rabbitmqctl("clear_vhost_limits", "-p", vhost)
+
+
+async def list_bindings(amqp_url: str) -> list[tuple[str, str, str]]:
+    """Every binding of the URL's vhost: (source exchange, destination, routing key)."""
+    vhost = unquote(urlsplit(amqp_url).path[1:]) or "/"
+    listing = await _rabbitmqctl("list_bindings", "-q", "--no-table-headers", "-p", vhost,
+                                 "source_name", "destination_name", "routing_key")  # fmt: skip
+    rows = [line.split("\t") for line in listing.splitlines() if line.strip()]
+    return [(row[0], row[1], row[2] if len(row) > 2 else "") for row in rows]

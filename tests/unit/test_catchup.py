@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 
 import orjson
 import pytest
@@ -26,6 +26,9 @@ from tests.support.sockets import FakeWebSocket, RecordingSink
 
 class MemoryBinder:
     async def bind(self, key: str) -> None:
+        return None
+
+    async def bind_many(self, keys: Collection[str]) -> None:
         return None
 
     async def unbind(self, key: str) -> None:
