@@ -8,7 +8,7 @@ Parameters: ``user_id``; ``window``, the broadcast unread window (a timedelta); 
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 
 # A broadcast that still counts for its users: sent within the unread window. One definition
 # for every query below; dispatcher/statements.py applies the same rule at a given moment.
@@ -132,3 +132,27 @@ ROUTED_SINCE = text(
     LIMIT :limit
     """
 )
+
+
+def _snapshot(page: TextClause, *, unread: bool) -> TextClause:
+    """``page`` as one statement that also returns the log's high-water mark and (``unread``)
+    the user's unread count on each row: one snapshot, since a statement sees one, and one
+    round trip. A page without rows comes back as one row whose notification columns are
+    null."""
+    count = f"({UNREAD_COUNT.text})" if unread else "0"
+    return text(
+        f"""
+        WITH page AS MATERIALIZED ({page.text})
+        SELECT ({HIGH_WATER.text}) AS high_water, {count} AS unread_count, page.*
+        FROM (SELECT 1) AS one LEFT JOIN page ON true
+        ORDER BY page.seq DESC
+        """
+    )
+
+
+# What a handshake, a subscribe and a page of history read: a page of notifications, with
+# the high-water mark of the same snapshot (invariant 4) and the user's unread count.
+UNREAD_SNAPSHOT = _snapshot(UNREAD, unread=True)
+SINCE_SNAPSHOT = _snapshot(SINCE, unread=True)
+ROOM_SINCE_SNAPSHOT = _snapshot(ROOM_SINCE, unread=False)
+HISTORY_SNAPSHOT = _snapshot(HISTORY, unread=True)

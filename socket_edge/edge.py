@@ -88,7 +88,10 @@ class EdgeNode:
         self.broker = EdgeBroker(settings.amqp_url, self.node_id)
         self.registry: Registry[Connection] = Registry(self.broker, settings.edge_key_linger)
         self.connections: set[Connection] = set()
-        self.engine: AsyncEngine = database.create_engine(settings.database_url)
+        # No ping before each checkout: it would double a handshake's round trips to the
+        # database. A connection PostgreSQL dropped fails one query, whose socket is closed with
+        # 1011 (the client reconnects), and the pool throws its older connections away with it.
+        self.engine: AsyncEngine = database.create_engine(settings.database_url, pre_ping=False)
         self.replay = ReplayReader(
             self.engine, settings.replay_limit, settings.broadcast_unread_window
         )

@@ -1,11 +1,12 @@
 """What a client missed, read from Postgres in one snapshot.
 
 The rows and the high-water mark (the greatest seq committed in the log) come from one
-REPEATABLE READ snapshot. Since seqs become visible in commit order (``dispatcher.store``),
-every notification with seq <= high-water is either in this read or was not the client's to
-get; every one committed later has seq > high-water and arrives live, because the stream's key
-was bound before the snapshot was taken. That is the whole handover (invariant 4): afterwards,
-live frames of the stream are sent only if their seq > high-water.
+snapshot: one statement, which PostgreSQL runs on one snapshot, in one round trip. Since seqs
+become visible in commit order (``dispatcher.store``), every notification with seq <=
+high-water is either in this read or was not the client's to get; every one committed later
+has seq > high-water and arrives live, because the stream's key was bound before the snapshot
+was taken. That is the whole handover (invariant 4): afterwards, live frames of the stream are
+sent only if their seq > high-water.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from typing import Any
 from sqlalchemy import TextClause
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dispatcher.queries import HIGH_WATER, HISTORY, ROOM_SINCE, SINCE, UNREAD, UNREAD_COUNT
+from dispatcher.queries import (
+    HISTORY_SNAPSHOT,
+    ROOM_SINCE_SNAPSHOT,
+    SINCE_SNAPSHOT,
+    UNREAD_COUNT,
+    UNREAD_SNAPSHOT,
+)
 from dispatcher.records import StoredNotification, encode_frame, notification_frame
 
 NO_CURSOR = 2**63 - 1
@@ -50,22 +57,16 @@ class ReplayReader:
         self.window = broadcast_window
 
     async def _snapshot(
-        self, query: TextClause, params: dict[str, Any], count_unread: str | None
+        self, query: TextClause, params: dict[str, Any]
     ) -> tuple[int, Sequence[Mapping[Any, Any]], int]:
+        """The rows of one of the ``*_SNAPSHOT`` queries, its high-water mark and unread
+        count: one statement, outside any transaction, so one round trip."""
         async with self.engine.connect() as conn:
-            conn = await conn.execution_options(
-                isolation_level="REPEATABLE READ", postgresql_readonly=True
-            )
-            async with conn.begin():
-                high_water = int((await conn.execute(HIGH_WATER)).scalar_one())
-                rows = (await conn.execute(query, params)).mappings().all()
-                unread = 0
-                if count_unread is not None:
-                    counted = await conn.execute(
-                        UNREAD_COUNT, {"user_id": count_unread, "window": self.window}
-                    )
-                    unread = int(counted.scalar_one())
-        return high_water, rows, unread
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            rows = (await conn.execute(query, params)).mappings().all()
+        first = rows[0]
+        page = rows if first["seq"] is not None else []
+        return int(first["high_water"]), page, int(first["unread_count"])
 
     def _replay(self, high_water: int, rows: Sequence[Mapping[Any, Any]], unread: int) -> Replay:
         kept = list(reversed(rows[: self.limit]))
@@ -85,15 +86,15 @@ class ReplayReader:
             "limit": self.limit + 1,
         }
         if since is None:
-            snapshot = await self._snapshot(UNREAD, params, user_id)
+            snapshot = await self._snapshot(UNREAD_SNAPSHOT, params)
         else:
-            snapshot = await self._snapshot(SINCE, {**params, "since": since}, user_id)
+            snapshot = await self._snapshot(SINCE_SNAPSHOT, {**params, "since": since})
         return self._replay(*snapshot)
 
     async def for_room(self, room: str, since: int) -> Replay:
         """The room's notifications after ``since``."""
         params = {"room": room, "since": since, "limit": self.limit + 1}
-        return self._replay(*await self._snapshot(ROOM_SINCE, params, None))
+        return self._replay(*await self._snapshot(ROOM_SINCE_SNAPSHOT, params))
 
     async def history(
         self, user_id: str, status: str, limit: int, before_seq: int | None
@@ -106,7 +107,7 @@ class ReplayReader:
             "limit": limit,
             "before_seq": NO_CURSOR if before_seq is None else before_seq,
         }
-        _, rows, unread = await self._snapshot(HISTORY, params, user_id)
+        _, rows, unread = await self._snapshot(HISTORY_SNAPSHOT, params)
         return [frame_of(row, replayed=False) for row in rows], unread
 
     async def unread_count(self, user_id: str) -> int:
