@@ -97,6 +97,15 @@ class Confirms:
                     raise outcome
 
 
+async def write_at_once(underlay: aiormq.Channel, frames: Sequence[FrameType]) -> None:
+    """Write ``frames`` to the channel as one piece, under the channel's lock, as aiormq's own
+    methods write theirs; raise if the channel is closed (no frame goes out on it then)."""
+    async with underlay.lock:
+        if underlay.is_closed:
+            raise aiormq.exceptions.ChannelInvalidStateError("the channel is closed")
+        await underlay.write_queue.put(ChannelFrame.marshall(underlay.number, frames))
+
+
 class DeliveryRoute:
     def __init__(self, channel: AbstractChannel) -> None:
         self.channel = channel
