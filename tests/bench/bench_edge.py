@@ -14,7 +14,10 @@ Rows (issue 5): 1. idle connections one process holds, and RSS per connection (N
 1b. the same with two processes on one port; 2a. 10,000 clients in one room, 5 room
 broadcasts/s for 20 s: delivered / offered and publish-to-receipt latency; 2b. 50 broadcasts
 as fast as they can be published: frames/s; 3. 10,000 connected, 1,000 personal
-notifications/s: latency.
+notifications/s: latency. Storm: N clients (10,000) connect and join one room, all drop at
+once (the servers' CPU after it, and how long until they are idle), then reconnect all at
+once, ours from their cursors, while one room notification is published: how long until all
+are back, and who missed it or got it twice.
 
 The servers run on one core and the load client, the emitters and this script on the other
 (RabbitMQ and PostgreSQL are shared and float). The peer and the limit run from a separate
@@ -49,7 +52,7 @@ from producers import topology
 from producers.publisher import Publisher
 from producers.service import NotificationService
 from producers.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, Settings, async_database_url
-from tests.bench.peers.pacing import paced, report, target
+from tests.bench.peers.pacing import armed, paced, report, target
 from tests.support.processes import free_port
 from tests.support.services import create_database, drop_database, own_vhost
 
@@ -84,10 +87,31 @@ class Sizes:
     concurrency: int = 200  # handshakes in flight
     settle: float = 3.0  # seconds before reading the RSS
     drain: float = 30.0  # seconds to wait, after the last publish, for the last frames
+    storm_clients: int = 10_000  # the storm row
+    storm_window: float = 10.0  # the servers' CPU seconds are reported over this after a drop
+    storm_idle_cap: float = 180.0  # how long to wait for the servers to go idle after a drop
+    storm_socket_timeout: float = 180.0  # per socket, when they all reconnect
+    storm_deadline: float = 600.0  # for all of them to reconnect
 
     @classmethod
     def smoke(cls) -> Sizes:
-        return cls(300, 600, 200, 5.0, 2.0, 10, 200.0, 2.0, 100, 0.5, 5.0)
+        return cls(
+            300,
+            600,
+            200,
+            5.0,
+            2.0,
+            10,
+            200.0,
+            2.0,
+            100,
+            0.5,
+            5.0,
+            storm_clients=200,
+            storm_idle_cap=60.0,
+            storm_socket_timeout=60.0,
+            storm_deadline=120.0,
+        )
 
 
 # -- processes ---------------------------------------------------------------------------
@@ -263,6 +287,7 @@ class Loader:
         room: str | None,
         secret: str | None,
         concurrency: int,
+        track: bool = False,
     ) -> Loader:
         argv = [
             PYTHON,
@@ -287,6 +312,8 @@ class Loader:
             argv += ["--room", room]
         if secret is not None:
             argv += ["--secret", secret]
+        if track:
+            argv.append("--track")
         return cls(await Proc(f"loadclient {dialect}", argv).start(stdin=True))
 
     async def next_event(self, timeout: float) -> dict[str, Any]:
@@ -351,10 +378,13 @@ class System:
         await stop_all(self.procs)
         self.procs.clear()
 
-    async def emit(
+    def emit_argv(
         self, kind: str, count: int, rate: float, users: int, prefix: str, tag: str
-    ) -> dict[str, Any]:
-        argv = [
+    ) -> list[str]:
+        return [
+            "taskset",
+            "-c",
+            str(CLIENT_CPU),
             *self.emitter(),
             "--tag",
             tag,
@@ -371,9 +401,38 @@ class System:
             "--room",
             ROOM,
         ]
-        proc = await Proc(f"{self.name} emitter", ["taskset", "-c", str(CLIENT_CPU), *argv]).start()
+
+    async def emit(
+        self, kind: str, count: int, rate: float, users: int, prefix: str, tag: str
+    ) -> dict[str, Any]:
+        argv = self.emit_argv(kind, count, rate, users, prefix, tag)
+        proc = await Proc(f"{self.name} emitter", argv).start()
         try:
             found = await proc.wait_for(lambda line: '"published"' in line, 1, 120 + count / 100)
+        finally:
+            await proc.stop()
+        result: dict[str, Any] = json.loads(found[0])
+        return result
+
+    async def arm(self, tag: str) -> Proc:
+        """An emitter of one room notification, started and waiting for ``fire``."""
+        argv = [*self.emit_argv("room", 1, 0.0, 1, "", tag), "--gate"]
+        proc = await Proc(f"{self.name} emitter", argv).start(stdin=True)
+        try:
+            await proc.wait_line('"armed"')
+        except BaseException:
+            await proc.stop()
+            raise
+        return proc
+
+    @staticmethod
+    async def fire(proc: Proc) -> dict[str, Any]:
+        """Let an armed emitter publish; its report; it is stopped."""
+        try:
+            assert proc.proc is not None and proc.proc.stdin is not None
+            proc.proc.stdin.write(b"go\n")
+            await proc.proc.stdin.drain()
+            found = await proc.wait_for(lambda line: '"published"' in line, 1, 60)
         finally:
             await proc.stop()
         result: dict[str, Any] = json.loads(found[0])
@@ -539,7 +598,12 @@ async def running(system: System, workers: int, pipeline: bool) -> AsyncIterator
 
 @contextlib.asynccontextmanager
 async def loaders(
-    system: System, total: int, prefix: str, room: str | None, concurrency: int
+    system: System,
+    total: int,
+    prefix: str,
+    room: str | None,
+    concurrency: int,
+    track: bool = False,
 ) -> AsyncIterator[tuple[list[Loader], dict[str, Any]]]:
     """Open ``total`` sockets from as many load-client processes as the open-files cap needs;
     yield them with the summed connect report."""
@@ -559,6 +623,7 @@ async def loaders(
                     room,
                     system.secret,
                     concurrency,
+                    track,
                 )
             )
             first += count
@@ -676,6 +741,153 @@ def summarise(
     }
 
 
+# -- the storm row -----------------------------------------------------------------------
+
+SAMPLE = 0.5  # seconds between two readings of the servers' CPU after a drop
+IDLE_SHARE = 0.05  # of a core: below this for two readings in a row, the servers are idle
+
+
+async def on_all(ls: list[Loader], cmd: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
+    return list(await asyncio.gather(*(loader.command(cmd, timeout) for loader in ls)))
+
+
+async def watch_drop(system: System, sizes: Sizes) -> dict[str, Any]:
+    """The servers' CPU from now, read every ``SAMPLE`` seconds until they are idle (two
+    readings in a row under ``IDLE_SHARE`` of a core) and ``storm_window`` has passed, or
+    until ``storm_idle_cap``."""
+    start = previous = time.monotonic()
+    cpu0 = last = cpu_seconds(system.servers())
+    shares: list[float] = []
+    window_cpu: float | None = None
+    quiet_start: tuple[float, float] | None = None  # (seconds after the drop, CPU then)
+    idle: tuple[float, float] | None = None
+    while True:
+        await asyncio.sleep(SAMPLE)
+        now = time.monotonic()
+        cpu = cpu_seconds(system.servers())
+        share = (cpu - last) / max(1e-9, now - previous)
+        shares.append(round(share, 3))
+        if share < IDLE_SHARE:
+            if quiet_start is None:
+                quiet_start = (previous - start, last - cpu0)
+            elif idle is None:
+                idle = quiet_start
+        else:
+            quiet_start = None
+        if window_cpu is None and now - start >= sizes.storm_window:
+            window_cpu = cpu - cpu0
+        previous, last = now, cpu
+        if (idle is not None and window_cpu is not None) or now - start >= sizes.storm_idle_cap:
+            break
+    return {
+        "window_s": sizes.storm_window,
+        "cpu_s_window": window_cpu,
+        # a number, or ">CAP" when the servers were still busy at the cap
+        "idle_after_drop_s": round(idle[0], 1) if idle else f">{sizes.storm_idle_cap:.0f}",
+        "cpu_s_until_idle": idle[1] if idle else last - cpu0,
+        "watched_s": previous - start,
+        "cpu_share_samples": shares,
+    }
+
+
+async def storm_reconnect(
+    system: System, ls: list[Loader], sizes: Sizes, phase: str, clients: int
+) -> dict[str, Any]:
+    """Every client reconnects at once (ours from its cursors) and rejoins the room; once half
+    of them are back, one room notification tagged ``phase`` is published. How long until all
+    are back, and how many got that notification not once."""
+    await on_all(ls, {"cmd": "reset", "tag": phase}, 30)
+    emitter = await system.arm(phase)
+    try:
+        meter = CpuMeter(system)
+        command = {
+            "cmd": "reconnect",
+            "resume": True,
+            "concurrency": sizes.concurrency,
+            "timeout": sizes.storm_socket_timeout,
+            "deadline": sizes.storm_deadline,
+        }
+        await on_all(ls, command, 30)
+        live, waited = 0, time.monotonic()
+        for _ in range(int(sizes.storm_deadline / 0.05)):
+            progress = await on_all(ls, {"cmd": "progress"}, 30)
+            live = sum(p["live"] for p in progress)
+            if live * 2 >= clients or all(p["done"] for p in progress):
+                break
+            await asyncio.sleep(0.05)
+        fired_after = time.monotonic() - waited
+        published = await system.fire(emitter)
+    finally:
+        await emitter.stop()
+    wait = sizes.storm_deadline + 30
+    done = await on_all(ls, {"cmd": "reconnected", "timeout": wait}, wait + 30)
+    reconnect_cpu = meter.used()
+    delivery_cmd = {
+        "cmd": "delivery",
+        "timeout": sizes.drain,
+        "settle": 1.0,
+        "published_at": published["first"],
+    }
+    delivered = await on_all(ls, delivery_cmd, sizes.drain + 60)
+    seconds = [d["seconds"] for d in done]
+
+    def total(key: str) -> int:
+        return sum(int(d[key]) for d in delivered)
+
+    return {
+        "ready": sum(d["ready"] for d in done),
+        "failed": sum(d["failed"] for d in done),
+        "failures": [d["failures"] for d in done if d["failures"]],
+        # until the last client was back in the room (None: not all within the deadline)
+        "seconds": None if None in seconds else max(seconds),
+        "server_cpu_s": reconnect_cpu,
+        "published_after_s": fired_after,
+        "live_when_published": live,
+        "ready_at_publish": total("ready_at_publish"),
+        "missed": total("missed"),
+        "duplicates": total("duplicates"),
+        "got_live": total("live"),
+        "got_replayed": total("replayed"),
+        "stale_frames": total("stale"),
+    }
+
+
+async def row_storm(system: System, sizes: Sizes, tag: str) -> dict[str, Any]:
+    """The storm row on a fresh start of the system: connect and join, drop and watch the
+    servers' CPU until idle, reconnect (then, once idle), drop again and reconnect at once."""
+    prefix = f"{tag}-storm-{system.name}-"
+    clients = sizes.storm_clients
+    async with running(system, 1, pipeline=True):
+        meter = CpuMeter(system)
+        async with loaders(system, clients, prefix, ROOM, sizes.concurrency, track=True) as (
+            ls,
+            summary,
+        ):
+            connect_cpu = meter.used()
+            pin(system.servers(), {int(SERVER_CPU)})
+            connect = {
+                **summary,
+                "clients_per_s": summary["ready"] / max(summary["connect_seconds"], 1e-9),
+                "server_cpu_s": connect_cpu,
+            }
+            dropped = await on_all(ls, {"cmd": "drop", "timeout": 10}, 60)
+            drop = {
+                "dropped": sum(d["dropped"] for d in dropped),
+                "still_open": sum(d["still_open"] for d in dropped),
+                **await watch_drop(system, sizes),
+            }
+            after_idle = await storm_reconnect(system, ls, sizes, f"{tag}-storm-idle", clients)
+            await on_all(ls, {"cmd": "drop", "timeout": 10}, 60)
+            at_once = await storm_reconnect(system, ls, sizes, f"{tag}-storm-now", clients)
+    return {
+        "clients": clients,
+        "connect": connect,
+        "drop": drop,
+        "reconnect": at_once,
+        "reconnect_after_idle": after_idle,
+    }
+
+
 # -- the run -----------------------------------------------------------------------------
 
 
@@ -726,6 +938,8 @@ async def run(sizes: Sizes, systems: list[str], rows: list[str], venv_python: st
                             figures = await row_connections(
                                 system, 2, sizes.connections_two, sizes, tag
                             )
+                        elif row == "storm":
+                            figures = await row_storm(system, sizes, tag)
                         else:
                             figures = await row_traffic(system, sizes, tag, row)
                     except (TimeoutError, RuntimeError, OSError) as exc:
@@ -742,12 +956,17 @@ async def run(sizes: Sizes, systems: list[str], rows: list[str], venv_python: st
 # -- the table ---------------------------------------------------------------------------
 
 
-def _get(results: Results, row: str, system: str, *path: str) -> float | None:
+def _raw(results: Results, row: str, system: str, *path: str) -> Any:
     value: Any = results.rows.get(row, {}).get(system)
     for key in path:
         if not isinstance(value, dict):
             return None
         value = value.get(key)
+    return value
+
+
+def _get(results: Results, row: str, system: str, *path: str) -> float | None:
+    value = _raw(results, row, system, *path)
     return float(value) if isinstance(value, int | float) else None
 
 
@@ -766,16 +985,31 @@ TABLE: list[tuple[str, str, tuple[str, ...], str]] = [
     ("3 p50 publish->receipt (ms)", "3", ("p50_ms",), "{:.1f}"),
     ("3 p99 publish->receipt (ms)", "3", ("p99_ms",), "{:.1f}"),
     ("3 delivered / offered", "3", ("delivered_ratio",), "{:.3f}"),
+    ("storm connect + join the room, s", "storm", ("connect", "connect_seconds"), "{:.1f}"),
+    ("storm connect + join, clients/s", "storm", ("connect", "clients_per_s"), "{:,.0f}"),
+    ("storm connect + join, server CPU s", "storm", ("connect", "server_cpu_s"), "{:.1f}"),
+    ("storm server CPU s in 10 s after the drop", "storm", ("drop", "cpu_s_window"), "{:.2f}"),
+    ("storm idle after the drop, s", "storm", ("drop", "idle_after_drop_s"), "{:.1f}"),
+    ("storm server CPU s until idle", "storm", ("drop", "cpu_s_until_idle"), "{:.1f}"),
+    ("storm reconnect once idle, s", "storm", ("reconnect_after_idle", "seconds"), "{:.1f}"),
+    ("storm missed, once idle", "storm", ("reconnect_after_idle", "missed"), "{:,.0f}"),
+    ("storm reconnect right after the drop, s", "storm", ("reconnect", "seconds"), "{:.1f}"),
+    ("storm missed, right after", "storm", ("reconnect", "missed"), "{:,.0f}"),
+    ("storm duplicates, right after", "storm", ("reconnect", "duplicates"), "{:,.0f}"),
 ]
 
 
 def table(results: Results) -> str:
     lines = ["| row | ours | peer | limit | ours/peer | ours/limit |", "|---|--:|--:|--:|--:|--:|"]
     for label, row, path, fmt in TABLE:
+        raws = [_raw(results, row, s, *path) for s in SYSTEMS]
         values = [_get(results, row, s, *path) for s in SYSTEMS]
-        if all(v is None for v in values):
+        if all(v is None for v in raws):
             continue
-        cells = [fmt.format(v) if v is not None else "n/a" for v in values]
+        cells = [
+            fmt.format(v) if v is not None else raw if isinstance(raw, str) else "n/a"
+            for v, raw in zip(values, raws, strict=True)
+        ]
         ours = values[0]
         ratios = [
             f"{ours / other:.2f}" if ours is not None and other else "n/a" for other in values[1:]
@@ -805,6 +1039,8 @@ async def emit_ours(args: argparse.Namespace) -> None:
         await service.publish_many(envelopes)
 
     try:
+        if args.gate:
+            await armed()
         seconds = await paced(args.count, args.rate, send)
         report(args.count, seconds, first)
     finally:
@@ -817,7 +1053,7 @@ def main() -> None:
     bench = commands.add_parser("run")
     bench.add_argument("--smoke", action="store_true", help="small sizes: under a minute a row")
     bench.add_argument("--systems", default=",".join(SYSTEMS))
-    bench.add_argument("--rows", default="1,1b,2a,2b,3", help="any of 1, 1b, 2a, 2b, 3")
+    bench.add_argument("--rows", default="1,1b,2a,2b,3", help="any of 1, 1b, 2a, 2b, 3, storm")
     bench.add_argument("--connections", type=int, help="row 1, one process")
     bench.add_argument("--connections-two", type=int, help="row 1b, two processes")
     bench.add_argument("--clients", type=int, help="rows 2 and 3")
@@ -825,6 +1061,7 @@ def main() -> None:
     bench.add_argument("--burst", type=int)
     bench.add_argument("--personal-rate", type=float)
     bench.add_argument("--personal-seconds", type=float)
+    bench.add_argument("--storm-clients", type=int, help="the storm row")
     bench.add_argument(
         "--venv",
         type=Path,
@@ -841,6 +1078,7 @@ def main() -> None:
     emitter.add_argument("--count", type=int, required=True)
     emitter.add_argument("--rate", type=float, default=0.0)
     emitter.add_argument("--tag", default="", help="marks this phase's messages")
+    emitter.add_argument("--gate", action="store_true", help="publish on a line on stdin")
     args = parser.parse_args()
     if args.command == "emit-ours":
         asyncio.run(emit_ours(args))
@@ -854,6 +1092,7 @@ def main() -> None:
         "burst",
         "personal_rate",
         "personal_seconds",
+        "storm_clients",
     ):
         if getattr(args, name) is not None:
             setattr(sizes, name, getattr(args, name))

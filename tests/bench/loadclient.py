@@ -24,6 +24,22 @@ object a line::
     <- {"cmd": "reset", "tag": T} | {"cmd": "wait", "count": N, "timeout": S} | {"cmd": "stats"}
     <- {"cmd": "quit"}
 
+With ``--track`` (the storm row) every client also keeps, across its connections, its cursor
+(the greatest ``seq`` it has seen, ``replay_complete.last_seq`` to begin with), its room's
+cursor, and how many notifications of the current tag it got (and how many of them
+replayed), for these commands::
+
+    <- {"cmd": "drop", "timeout": S}   every socket closes at once, from the client side
+    -> {"event": "dropped", "closed": N, "seconds": ...}
+    <- {"cmd": "reconnect", "resume": true, "timeout": S, "deadline": S, "concurrency": C}
+    -> {"event": "reconnecting"}        every client connects again in the background; ours
+                                        with ``since=<cursor>`` and subscribes with ``since``
+    <- {"cmd": "progress"}           -> {"event": "progress", "live": N, "done": false, ...}
+    <- {"cmd": "reconnected", "timeout": S}
+    -> {"event": "reconnected", "ready": N, "failed": N, "seconds": ...}
+    <- {"cmd": "delivery", "timeout": S, "settle": S, "published_at": T}
+    -> {"event": "delivery", "missed": N, "duplicates": N, "replayed": N, ...}
+
 Only loopback addresses are accepted as targets, and every wait is bounded.
 """
 
@@ -49,6 +65,9 @@ from typing import Any, cast
 from urllib.parse import urlencode
 
 SENT_AT = re.compile(rb'"sent_at":\s*([0-9.]+)')
+SEQ = re.compile(rb'"seq":\s*([0-9]+)')
+ROOM_FRAME = re.compile(rb'"room":\s*"')
+REPLAYED = re.compile(rb'"replayed":\s*true')
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 DIALECTS = ("ours", "socketio", "bare")
 
@@ -93,7 +112,8 @@ def client_frame(opcode: int, payload: bytes) -> bytes:
 class Stats:
     """What every socket of the process received, shared by all of them."""
 
-    def __init__(self) -> None:
+    def __init__(self, track: bool = False) -> None:
+        self.track = track
         self.reset()
 
     def reset(self, tag: str | None = None) -> None:
@@ -112,6 +132,14 @@ class Stats:
         self.reset_at = time.time()
         self.reached: asyncio.Event | None = None
         self.target = 0
+        self.reached_clients = 0  # clients with at least one notification of the tag
+        self.all_reached: asyncio.Event | None = None
+        self.clients_target = 0
+
+    def client_reached(self) -> None:
+        self.reached_clients += 1
+        if self.all_reached is not None and self.reached_clients >= self.clients_target:
+            self.all_reached.set()
 
     def record(self, now: float, sent_at: float) -> None:
         self.notifications += 1
@@ -146,6 +174,44 @@ class Stats:
         }
 
 
+class Seat:
+    """One user of the load, across its connections (``--track``): its cursors, and how many
+    notifications of the current tag it got, live or replayed."""
+
+    __slots__ = ("cursor", "hits", "ready_at", "replayed", "room_cursor", "user_id")
+
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+        self.cursor: int | None = None  # the greatest seq seen outside the room
+        self.room_cursor: int | None = None  # the room's
+        self.hits = 0
+        self.replayed = 0
+        self.ready_at = 0.0  # wall clock of the latest connection's readiness
+
+    def seen(self, payload: bytes, hit: bool, stats: Stats) -> None:
+        """A notification frame: move a cursor to its seq; count it if it has the tag."""
+        match = SEQ.search(payload)
+        if match is not None:
+            seq = int(match[1])
+            if ROOM_FRAME.search(payload) is not None:
+                self.room_cursor = max(self.room_cursor or 0, seq)
+            else:
+                self.cursor = max(self.cursor or 0, seq)
+        if hit:
+            self.hits += 1
+            if REPLAYED.search(payload) is not None:
+                self.replayed += 1
+            if self.hits == 1:
+                stats.client_reached()
+
+    def high_water(self, last_seq: int) -> None:
+        """``replay_complete.last_seq``: the log's greatest seq when the replay was read. The
+        first one is also where the room's cursor starts: the room was joined after it."""
+        self.cursor = max(self.cursor or 0, last_seq)
+        if self.room_cursor is None:
+            self.room_cursor = last_seq
+
+
 class Dialect:
     """How one protocol says hello, says it is ready, and wraps a notification."""
 
@@ -154,7 +220,9 @@ class Dialect:
     def __init__(self, room: str | None) -> None:
         self.room = room
 
-    def path(self, user_id: str, token: str | None) -> str:
+    def path(self, user_id: str, token: str | None, since: int | None = None) -> str:
+        """The handshake's path; ``since`` (a cursor to resume from) only where the protocol
+        has one."""
         raise NotImplementedError
 
     def on_text(self, client: WsClient, payload: bytes) -> None:
@@ -164,10 +232,12 @@ class Dialect:
 class Ours(Dialect):
     name = "ours"
 
-    def path(self, user_id: str, token: str | None) -> str:
+    def path(self, user_id: str, token: str | None, since: int | None = None) -> str:
         query = {"user_id": user_id, "device_type": "bench"}
         if token is not None:
             query["token"] = token
+        if since is not None:
+            query["since"] = str(since)
         return "/ws/connect?" + urlencode(query)
 
     def on_text(self, client: WsClient, payload: bytes) -> None:
@@ -176,12 +246,20 @@ class Ours(Dialect):
         frame = json.loads(payload)
         kind = frame.get("type")
         if kind == "replay_complete":
+            if client.stats.track:
+                client.seat.high_water(int(frame["data"]["last_seq"]))
             if self.room is None:
                 client.set_ready()
             else:
-                subscribe = {"action": "subscribe", "room": self.room}
+                subscribe: dict[str, Any] = {"action": "subscribe", "room": self.room}
+                if client.resume and client.seat.room_cursor is not None:
+                    subscribe["since"] = client.seat.room_cursor
                 client.send_text(json.dumps(subscribe).encode())
         elif kind == "subscribed" and frame.get("room") == self.room:
+            last_seq = frame.get("last_seq")
+            if client.stats.track and last_seq is not None:
+                seat = client.seat
+                seat.room_cursor = max(seat.room_cursor or 0, int(last_seq))
             client.set_ready()
         elif kind == "error":
             client.fail(f"error frame: {frame.get('code')}")
@@ -190,7 +268,7 @@ class Ours(Dialect):
 class SocketIo(Dialect):
     name = "socketio"
 
-    def path(self, user_id: str, token: str | None) -> str:
+    def path(self, user_id: str, token: str | None, since: int | None = None) -> str:
         query = {"EIO": "4", "transport": "websocket", "user_id": user_id}
         if self.room is not None:
             query["room"] = self.room
@@ -210,7 +288,7 @@ class SocketIo(Dialect):
 class Bare(Dialect):
     name = "bare"
 
-    def path(self, user_id: str, token: str | None) -> str:
+    def path(self, user_id: str, token: str | None, since: int | None = None) -> str:
         query = {"user_id": user_id}
         if self.room is not None:
             query["room"] = self.room
@@ -228,12 +306,26 @@ def dialect_for(name: str, room: str | None) -> Dialect:
 class WsClient(asyncio.Protocol):
     """One client socket: handshake, then frames, all in ``data_received``."""
 
-    __slots__ = ("_buffer", "_handshaking", "_request", "dialect", "ready", "stats", "transport")
+    __slots__ = (
+        "_buffer",
+        "_handshaking",
+        "_request",
+        "dialect",
+        "ready",
+        "resume",
+        "seat",
+        "stats",
+        "transport",
+    )
 
-    def __init__(self, request: bytes, dialect: Dialect, stats: Stats) -> None:
+    def __init__(
+        self, request: bytes, dialect: Dialect, stats: Stats, seat: Seat, resume: bool = False
+    ) -> None:
         self._request = request
         self.dialect = dialect
         self.stats = stats
+        self.seat = seat
+        self.resume = resume  # a reconnect: subscribe with the room's cursor
         self.transport: asyncio.Transport | None = None
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._buffer = b""
@@ -250,6 +342,7 @@ class WsClient(asyncio.Protocol):
 
     def set_ready(self) -> None:
         if not self.ready.done():
+            self.seat.ready_at = time.time()
             self.ready.set_result(None)
 
     def fail(self, reason: str) -> None:
@@ -305,10 +398,13 @@ class WsClient(asyncio.Protocol):
             if opcode == OP_TEXT:
                 match = SENT_AT.search(payload)
                 if match is not None:
-                    if stats.tag is None or stats.tag in payload:
+                    hit = stats.tag is None or stats.tag in payload
+                    if hit:
                         stats.record(now, float(match[1]))
                     else:
                         stats.stale += 1
+                    if stats.track:
+                        self.seat.seen(payload, hit, stats)
                 else:
                     self.dialect.on_text(self, payload)
             elif opcode == OP_PING:
@@ -328,7 +424,13 @@ class LoadClient:
     """Many ``WsClient`` sockets against one server, sharing one ``Stats``."""
 
     def __init__(
-        self, host: str, port: int, dialect: Dialect, sources: list[str], secret: str | None
+        self,
+        host: str,
+        port: int,
+        dialect: Dialect,
+        sources: list[str],
+        secret: str | None,
+        track: bool = False,
     ) -> None:
         if not ipaddress.ip_address(host).is_loopback:
             raise SystemExit(f"refusing a non-loopback target {host}: load stays on 127.0.0.0/8")
@@ -337,30 +439,32 @@ class LoadClient:
         self.dialect = dialect
         self.sources = sources
         self.secret = secret
-        self.stats = Stats()
+        self.stats = Stats(track)
+        self.seats: list[Seat] = []
         self.clients: list[WsClient] = []
         self.failures: Counter[str] = Counter()
+        self.reconnecting: asyncio.Task[float] | None = None
 
-    def request(self, user_id: str) -> bytes:
+    def request(self, user_id: str, since: int | None = None) -> bytes:
         token = None
         if self.secret is not None:
             rooms = [self.dialect.room] if self.dialect.room else []
             token = hs256_token(self.secret, user_id, rooms, lifetime=3600)
         key = base64.b64encode(os.urandom(16)).decode()
         return (
-            f"GET {self.dialect.path(user_id, token)} HTTP/1.1\r\n"
+            f"GET {self.dialect.path(user_id, token, since)} HTTP/1.1\r\n"
             f"Host: {self.host}:{self.port}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         ).encode()
 
-    async def connect_one(self, index: int, user_id: str, timeout: float) -> None:
+    async def connect_one(self, index: int, seat: Seat, timeout: float, resume: bool) -> None:
         loop = asyncio.get_running_loop()
         source = self.sources[index % len(self.sources)]
-        request = self.request(user_id)
+        request = self.request(seat.user_id, seat.cursor if resume else None)
 
         def factory() -> WsClient:
-            return WsClient(request, self.dialect, self.stats)
+            return WsClient(request, self.dialect, self.stats, seat, resume)
 
         try:
             async with asyncio.timeout(timeout):
@@ -379,18 +483,24 @@ class LoadClient:
             self.failures[str(exc)[:80]] += 1
 
     async def connect(
-        self, users: list[str], concurrency: int, timeout: float, deadline: float
+        self,
+        seats: list[Seat],
+        concurrency: int,
+        timeout: float,
+        deadline: float,
+        resume: bool = False,
     ) -> None:
-        """Open one socket per user, ``concurrency`` handshakes in flight at most."""
-        pending = iter(enumerate(users))
+        """Open one socket per seat, ``concurrency`` handshakes in flight at most; with
+        ``resume``, from the seat's cursors."""
+        pending = iter(enumerate(seats))
 
         async def worker() -> None:
-            for index, user_id in pending:
+            for index, seat in pending:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     self.failures["connect phase deadline"] += 1
                     continue
-                await self.connect_one(index, user_id, min(timeout, left))
+                await self.connect_one(index, seat, min(timeout, left), resume)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
@@ -414,6 +524,99 @@ class LoadClient:
         for client in self.clients:
             client.close()
 
+    def reset(self, tag: str | None) -> None:
+        self.stats.reset(tag)
+        for seat in self.seats:
+            seat.hits = seat.replayed = 0
+
+    async def drop(self, timeout: float) -> dict[str, Any]:
+        """Close every socket at once (a close frame, then the TCP close), and wait, at most
+        ``timeout``, until they are all gone."""
+        started = time.monotonic()
+        clients, self.clients = self.clients, []
+        for client in clients:
+            client.close()
+        for _ in range(max(1, int(timeout / 0.02))):
+            if all(c.transport is None for c in clients):
+                break
+            await asyncio.sleep(0.02)
+        return {
+            "event": "dropped",
+            "dropped": len(clients),
+            "still_open": sum(1 for c in clients if c.transport is not None),
+            "seconds": time.monotonic() - started,
+        }
+
+    def reconnect(self, resume: bool, concurrency: int, timeout: float, deadline: float) -> None:
+        """Connect every seat again, in the background; ``progress`` and ``reconnected`` tell
+        how far it got."""
+        self.failures = Counter()
+        for seat in self.seats:
+            seat.ready_at = 0.0
+        started = time.monotonic()
+
+        async def run() -> float:
+            await self.connect(self.seats, concurrency, timeout, started + deadline, resume)
+            return time.monotonic() - started
+
+        self.reconnecting = asyncio.create_task(run())
+
+    def progress(self) -> dict[str, Any]:
+        task = self.reconnecting
+        return {
+            "event": "progress",
+            "live": len(self.clients),
+            "failed": sum(self.failures.values()),
+            "done": task is None or task.done(),
+        }
+
+    async def reconnected(self, timeout: float) -> dict[str, Any]:
+        seconds = None
+        if self.reconnecting is not None:
+            with contextlib.suppress(TimeoutError):
+                seconds = await asyncio.wait_for(asyncio.shield(self.reconnecting), timeout)
+        return {
+            "event": "reconnected",
+            "ready": len(self.clients),
+            "failed": sum(self.failures.values()),
+            "failures": dict(self.failures.most_common(5)),
+            "seconds": seconds,
+            "last_ready": max((seat.ready_at for seat in self.seats), default=0.0) or None,
+        }
+
+    async def delivery(
+        self, timeout: float, settle: float, published_at: float | None
+    ) -> dict[str, Any]:
+        """Wait, at most ``timeout``, until every seat got a notification of the tag, then
+        ``settle`` seconds more for any second copy; count who got none, and the extra
+        copies."""
+        stats, seats = self.stats, self.seats
+        stats.clients_target = len(seats)
+        stats.all_reached = asyncio.Event()
+        if stats.reached_clients >= len(seats):
+            stats.all_reached.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await stats.all_reached.wait()
+        stats.all_reached = None
+        await asyncio.sleep(settle)
+        got = sum(1 for seat in seats if seat.hits)
+        return {
+            "event": "delivery",
+            "clients": len(seats),
+            "got": got,
+            "missed": len(seats) - got,
+            "duplicates": sum(seat.hits - 1 for seat in seats if seat.hits > 1),
+            "replayed": sum(seat.replayed for seat in seats),
+            "live": sum(seat.hits - seat.replayed for seat in seats),
+            "ready_at_publish": None
+            if published_at is None
+            else sum(1 for seat in seats if 0 < seat.ready_at <= published_at),
+            "stale": stats.stale,
+            "last_recv": stats.last_recv or None,
+            "open": self.open_sockets,
+        }
+
 
 def pin_to(cpus: set[int]) -> None:
     with contextlib.suppress(OSError):
@@ -428,15 +631,42 @@ async def serve_commands(client: LoadClient, emit: Callable[[dict[str, Any]], No
         command = json.loads(line)
         name = command.get("cmd")
         if name == "reset":
-            client.stats.reset(command.get("tag"))
+            client.reset(command.get("tag"))
             emit({"event": "reset"})
         elif name == "wait":
             await client.wait_for(int(command["count"]), float(command["timeout"]))
             emit(client.stats.summary(client.open_sockets))
         elif name == "stats":
             emit(client.stats.summary(client.open_sockets))
+        elif name == "drop":
+            emit(await client.drop(float(command.get("timeout", 10))))
+        elif name == "reconnect":
+            client.reconnect(
+                bool(command.get("resume", True)),
+                int(command.get("concurrency", 200)),
+                float(command.get("timeout", 60)),
+                float(command.get("deadline", 600)),
+            )
+            emit({"event": "reconnecting"})
+        elif name == "progress":
+            emit(client.progress())
+        elif name == "reconnected":
+            emit(await client.reconnected(float(command["timeout"])))
+        elif name == "delivery":
+            published_at = command.get("published_at")
+            emit(
+                await client.delivery(
+                    float(command["timeout"]),
+                    float(command.get("settle", 1.0)),
+                    None if published_at is None else float(published_at),
+                )
+            )
         elif name == "quit":
             break
+    if client.reconnecting is not None:
+        client.reconnecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await client.reconnecting
     client.close_all()
     await asyncio.sleep(0.2)  # let the close frames leave before the process exits
 
@@ -449,12 +679,14 @@ async def main_async(args: argparse.Namespace) -> None:
     limit = raise_open_files_limit()
     sources = [f"127.0.0.{2 + i}" for i in range(args.sources)]
     client = LoadClient(
-        args.host, args.port, dialect_for(args.dialect, args.room), sources, args.secret
+        args.host, args.port, dialect_for(args.dialect, args.room), sources, args.secret, args.track
     )
-    users = [f"{args.user_prefix}{args.user_start + i}" for i in range(args.connections)]
+    client.seats = [
+        Seat(f"{args.user_prefix}{args.user_start + i}") for i in range(args.connections)
+    ]
     started = time.monotonic()
     await client.connect(
-        users, args.concurrency, args.connect_timeout, started + args.connect_deadline
+        client.seats, args.concurrency, args.connect_timeout, started + args.connect_deadline
     )
     emit(
         {
@@ -484,6 +716,9 @@ def main() -> None:
     parser.add_argument("--connect-timeout", type=float, default=60.0, help="per socket")
     parser.add_argument("--connect-deadline", type=float, default=600.0, help="all sockets")
     parser.add_argument("--cpu", type=int, action="append", help="pin to this CPU")
+    parser.add_argument(
+        "--track", action="store_true", help="keep each client's cursors and tagged copies"
+    )
     args = parser.parse_args()
     if args.cpu:
         pin_to(set(args.cpu))

@@ -7,6 +7,7 @@ Python can do per frame, so it is the ceiling the edge is measured against.
 
     python -m tests.bench.peers.bare_limit serve --port 8002 --amqp URL [--reuse-port]
     python -m tests.bench.peers.bare_limit emit --amqp URL --kind room --count 50 --rate 0
+    python -m tests.bench.peers.bare_limit emit --amqp URL --kind room --count 1 --gate
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-from tests.bench.peers.pacing import paced, report, target
+from tests.bench.peers.pacing import armed, paced, report, target
 
 EXCHANGE = "bench.limit"
 READY = '{"type":"ready"}'
@@ -113,6 +114,8 @@ async def run_emitter(args: argparse.Namespace) -> None:
                 )
             await asyncio.gather(*publishes)
 
+        if args.gate:
+            await armed()
         seconds = await paced(args.count, args.rate, send)
         report(args.count, seconds, first)
     finally:
@@ -135,6 +138,7 @@ def main() -> None:
     emitter.add_argument("--count", type=int, required=True)
     emitter.add_argument("--rate", type=float, default=0.0)
     emitter.add_argument("--tag", default="", help="marks this phase's messages")
+    emitter.add_argument("--gate", action="store_true", help="publish on a line on stdin")
     args = parser.parse_args()
     try:
         import uvloop

@@ -3,7 +3,9 @@
 ``rate`` messages a second, in small batches every few milliseconds, each batch in its own
 task so that a slow confirm never delays the schedule; or, with ``rate`` 0, everything at once
 ("as fast as it can be published"). Each message is stamped with its publish time by the
-caller's ``send`` when the batch goes out.
+caller's ``send`` when the batch goes out. With ``--gate`` an emitter starts, says it is
+``armed`` and publishes only when a line comes on its stdin, so that the bench can publish at
+a moment of its choosing (the storm row: while the clients reconnect).
 """
 
 from __future__ import annotations
@@ -17,6 +19,17 @@ from typing import Any
 
 TICK = 0.005
 MAX_IN_FLIGHT_BATCHES = 1000
+GATE_TIMEOUT = 900.0
+
+
+async def armed(timeout: float = GATE_TIMEOUT) -> None:
+    """Print ``{"event": "armed"}``, then wait (at most ``timeout``) for a line on stdin."""
+    sys.stdout.write(json.dumps({"event": "armed"}) + "\n")
+    sys.stdout.flush()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    await asyncio.wait_for(reader.readline(), timeout)
 
 
 async def paced(

@@ -7,6 +7,7 @@ manager's fanout exchange and emits them to its local sockets.
 
     python -m tests.bench.peers.socketio_peer serve --port 8001 --amqp URL [--workers 2]
     python -m tests.bench.peers.socketio_peer emit --amqp URL --kind room --count 50 --rate 0
+    python -m tests.bench.peers.socketio_peer emit --amqp URL --kind room --count 1 --gate
 
 Runs only in the bench virtualenv, where python-socketio is installed.
 """
@@ -24,7 +25,7 @@ from urllib.parse import parse_qs
 import socketio  # type: ignore[import-not-found, unused-ignore]
 import uvicorn
 
-from tests.bench.peers.pacing import paced, report, target
+from tests.bench.peers.pacing import armed, paced, report, target
 
 CHANNEL = "bench.socketio"
 AMQP_ENV = "BENCH_PEER_AMQP_URL"
@@ -83,6 +84,8 @@ async def run_emitter(args: argparse.Namespace) -> None:
             )
         await asyncio.gather(*emits)
 
+    if args.gate:
+        await armed()
     seconds = await paced(args.count, args.rate, send)
     report(args.count, seconds, first)
     if manager.publisher_connection is not None:
@@ -105,6 +108,7 @@ def main() -> None:
     emitter.add_argument("--count", type=int, required=True)
     emitter.add_argument("--rate", type=float, default=0.0)
     emitter.add_argument("--tag", default="", help="marks this phase's messages")
+    emitter.add_argument("--gate", action="store_true", help="publish on a line on stdin")
     args = parser.parse_args()
     if args.command == "serve":
         serve(args.port, args.amqp, args.workers)
