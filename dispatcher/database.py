@@ -27,13 +27,19 @@ def _json_dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-def create_engine(database_url: str, pool_size: int = 5, pre_ping: bool = True) -> AsyncEngine:
+def create_engine(
+    database_url: str, pool_size: int = 5, pre_ping: bool = True, overflow: bool = True
+) -> AsyncEngine:
     """An engine on the asyncpg driver. ``pre_ping`` costs a round trip per checkout; a caller
-    that retries on a lost connection anyway (the dispatcher) does without it."""
+    that retries on a lost connection anyway (the dispatcher) does without it. With
+    ``overflow``, a burst may open as many connections again, closed as they come back: fine
+    for an occasional burst, ruinous for a steady stream of short queries, where a burst opens
+    and closes connections for every few queries (a caller like the edge asks for a larger pool
+    without it: a query then waits for a connection rather than open one)."""
     return create_async_engine(
         database_url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if overflow else 0,
         pool_pre_ping=pre_ping,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,

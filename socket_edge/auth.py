@@ -12,6 +12,9 @@ a ``bearer.<token>`` entry beside ``notify.v1``.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -20,6 +23,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import jwt
+import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from jwt import PyJWKSet
@@ -161,7 +165,7 @@ class Authenticator:
         if len(token) > TOKEN_MAX:
             raise unauthenticated("invalid_token", f"the token is longer than {TOKEN_MAX}")
         try:
-            key = self._key_for(jwt.get_unverified_header(token))
+            key = self._key_for(unverified_header(token))
             claims = jwt.decode(
                 token,
                 key.key,
@@ -187,6 +191,25 @@ class Authenticator:
                 "(AUTH_JWT_MAX_LIFETIME)",
             )
         return principal
+
+
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def unverified_header(token: str) -> Mapping[str, Any]:
+    """The header of a compact JWS, only to choose the key that verifies it (``jwt.decode``
+    then checks the whole token, header included). PyJWT's own reading of it checks every
+    character of every segment in Python, which was a tenth of a handshake's CPU."""
+    head, dot, _ = token.partition(".")
+    if not dot or _SEGMENT.fullmatch(head) is None or len(head) % 4 == 1:
+        raise jwt.DecodeError("not a compact JWS")
+    try:
+        header = orjson.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (binascii.Error, orjson.JSONDecodeError, UnicodeDecodeError):
+        raise jwt.DecodeError("the header is not base64url-encoded JSON") from None
+    if not isinstance(header, dict):
+        raise jwt.DecodeError("the header is not a JSON object")
+    return header
 
 
 def principal_from(claims: Mapping[str, Any]) -> Principal:

@@ -91,7 +91,14 @@ class EdgeNode:
         # No ping before each checkout: it would double a handshake's round trips to the
         # database. A connection PostgreSQL dropped fails one query, whose socket is closed with
         # 1011 (the client reconnects), and the pool throws its older connections away with it.
-        self.engine: AsyncEngine = database.create_engine(settings.database_url, pre_ping=False)
+        # A fixed pool: under a storm of handshakes, connections opened for a burst and closed
+        # after it cost PostgreSQL a backend each, for a query of a millisecond.
+        self.engine: AsyncEngine = database.create_engine(
+            settings.database_url,
+            pool_size=settings.edge_database_connections,
+            pre_ping=False,
+            overflow=False,
+        )
         self.replay = ReplayReader(
             self.engine, settings.replay_limit, settings.broadcast_unread_window
         )

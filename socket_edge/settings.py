@@ -32,6 +32,12 @@ class EdgeSettings(Settings):
         default=2.0, gt=0, description="seconds between an edge's reports to the others"
     )
     replay_limit: int = Field(default=500, ge=1)
+    edge_database_connections: int = Field(
+        default=10,
+        ge=1,
+        le=1_000,
+        description="PostgreSQL connections an edge process keeps for replays and REST calls",
+    )
     edge_key_linger: float = Field(
         default=30.0,
         ge=0,

@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from producers.errors import ConfigurationError
-from socket_edge.auth import Authenticator, AuthError, mint, new_secret, token_from
+from socket_edge.auth import (
+    Authenticator,
+    AuthError,
+    mint,
+    new_secret,
+    token_from,
+    unverified_header,
+)
 from socket_edge.settings import EdgeSettings
 
 SECRET = new_secret()
@@ -199,3 +206,34 @@ def test_a_key_that_cannot_verify_the_configured_algorithms_stops_the_start(
     )
     with pytest.raises(ConfigurationError, match="AUTH_JWT_ALGORITHMS"):
         authenticator(auth_jwt_public_key_file=pem, auth_jwt_algorithms="RS256")
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+segments = st.one_of(
+    st.text(max_size=40),
+    st.binary(max_size=40).map(_b64),
+    st.dictionaries(st.sampled_from(["alg", "kid", "typ"]), st.text(max_size=8)).map(
+        lambda d: _b64(json.dumps(d).encode())
+    ),
+)
+
+
+@settings(max_examples=400, derandomize=True)
+@given(head=segments, rest=st.text(max_size=40))
+def test_the_header_read_to_choose_a_key_is_the_one_pyjwt_reads(head: str, rest: str) -> None:
+    """Wherever PyJWT reads a header, the edge's own reading (which only chooses the key;
+    PyJWT verifies the whole token after) reads the same one; anything else is a DecodeError."""
+    token = f"{head}.{rest}"
+    try:
+        expected: Any = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        expected = None
+    try:
+        ours: Any = unverified_header(token)
+    except jwt.DecodeError:
+        ours = None
+    if expected is not None:
+        assert ours == expected
