@@ -47,6 +47,12 @@ def create_engine(
     )
 
 
+def driver_url(database_url: str) -> str:
+    """The URL as asyncpg itself takes it (``postgresql://``), for a pool of the driver's own."""
+    scheme, sep, rest = database_url.partition("://")
+    return f"postgresql://{rest}" if sep and scheme.startswith("postgres") else database_url
+
+
 def unavailable(database_url: str, exc: BaseException) -> DatabaseUnavailable:
     return DatabaseUnavailable(
         f"cannot reach PostgreSQL at {redact(database_url)} ({type(exc).__name__}: {exc}): "

@@ -88,19 +88,19 @@ class EdgeNode:
         self.broker = EdgeBroker(settings.amqp_url, self.node_id)
         self.registry: Registry[Connection] = Registry(self.broker, settings.edge_key_linger)
         self.connections: set[Connection] = set()
-        # No ping before each checkout: it would double a handshake's round trips to the
-        # database. A connection PostgreSQL dropped fails one query, whose socket is closed with
-        # 1011 (the client reconnects), and the pool throws its older connections away with it.
-        # A fixed pool: under a storm of handshakes, connections opened for a burst and closed
-        # after it cost PostgreSQL a backend each, for a query of a millisecond.
+        # A small fixed pool for the receipts, the catch-up and the admin reads; replays have
+        # their own (ReplayReader). Without a ping before each checkout: a connection
+        # PostgreSQL dropped fails one query, and the pool throws its older ones away with it.
         self.engine: AsyncEngine = database.create_engine(
-            settings.database_url,
-            pool_size=settings.edge_database_connections,
-            pre_ping=False,
-            overflow=False,
+            settings.database_url, pool_size=2, pre_ping=False, overflow=False
         )
+        # Fixed too: under a storm of handshakes, connections opened for a burst and closed
+        # after it cost PostgreSQL a backend each, for a query of a millisecond.
         self.replay = ReplayReader(
-            self.engine, settings.replay_limit, settings.broadcast_unread_window
+            settings.database_url,
+            settings.edge_database_connections,
+            settings.replay_limit,
+            settings.broadcast_unread_window,
         )
         self.receipts = ReceiptRecorder(EventStore(self.engine))
         self.publisher = Publisher(settings, name=f"notify-edge {self.node_id} publisher")
@@ -125,6 +125,7 @@ class EdgeNode:
 
     async def start(self) -> None:
         await database.check(self.engine)
+        await self.replay.start()
         await self.broker.start(
             self.on_delivery, self.catch_up.connection_lost, self.catch_up.after_reconnect
         )
@@ -138,6 +139,7 @@ class EdgeNode:
         await self.receipts.stop()
         await self.publisher.close()
         await self.broker.close()
+        await self.replay.close()
         await self.engine.dispose()
 
     # -- deliveries ------------------------------------------------------------------------

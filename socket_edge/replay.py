@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
+import orjson
 from sqlalchemy import TextClause
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
+from dispatcher.database import CONNECT_TIMEOUT, driver_url
 from dispatcher.queries import (
     HISTORY_SNAPSHOT,
     ROOM_SINCE_SNAPSHOT,
@@ -50,20 +53,84 @@ def frame_of(row: Mapping[Any, Any], *, replayed: bool) -> dict[str, Any]:
     )
 
 
+class Statement:
+    """A read-side query in the driver's own form: ``$n`` placeholders, and the names of the
+    parameters in their order (compiled by SQLAlchemy's asyncpg dialect, once)."""
+
+    def __init__(self, query: TextClause) -> None:
+        compiled = query.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+        self.sql = str(compiled)
+        self.names = tuple(compiled.positiontup or ())
+
+    def args(self, params: Mapping[str, Any]) -> list[Any]:
+        return [params[name] for name in self.names]
+
+
+STATEMENTS = {
+    query: Statement(query)
+    for query in (
+        UNREAD_SNAPSHOT,
+        SINCE_SNAPSHOT,
+        ROOM_SINCE_SNAPSHOT,
+        HISTORY_SNAPSHOT,
+        UNREAD_COUNT,
+    )
+}
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(
+            kind, schema="pg_catalog", encoder=encode_json, decoder=orjson.loads
+        )
+
+
+def encode_json(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
 class ReplayReader:
-    def __init__(self, engine: AsyncEngine, limit: int, broadcast_window: timedelta) -> None:
-        self.engine = engine
+    """The reads of handshakes, subscribes and the REST history: one statement each, on a
+    pool of the driver's own connections. These run once or twice per handshake, so they skip
+    SQLAlchemy's layers, which cost a query more than twice the CPU of the driver alone (185
+    against 75 microseconds, measured on one core)."""
+
+    def __init__(
+        self, database_url: str, connections: int, limit: int, broadcast_window: timedelta
+    ) -> None:
+        self.database_url = database_url
+        self.connections = connections
         self.limit = limit
         self.window = broadcast_window
+        self._pool: asyncpg.Pool | None = None
+
+    async def start(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            driver_url(self.database_url),
+            min_size=1,
+            max_size=self.connections,
+            init=_init_connection,
+            timeout=CONNECT_TIMEOUT,
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def _fetch(self, query: TextClause, params: Mapping[str, Any]) -> list[asyncpg.Record]:
+        assert self._pool is not None, "ReplayReader.start() was not awaited"
+        statement = STATEMENTS[query]
+        async with self._pool.acquire() as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(statement.sql, *statement.args(params))
+        return rows
 
     async def _snapshot(
         self, query: TextClause, params: dict[str, Any]
     ) -> tuple[int, Sequence[Mapping[Any, Any]], int]:
         """The rows of one of the ``*_SNAPSHOT`` queries, its high-water mark and unread
         count: one statement, outside any transaction, so one round trip."""
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            rows = (await conn.execute(query, params)).mappings().all()
+        rows = await self._fetch(query, params)
         first = rows[0]
         page = rows if first["seq"] is not None else []
         return int(first["high_water"]), page, int(first["unread_count"])
@@ -111,6 +178,5 @@ class ReplayReader:
         return [frame_of(row, replayed=False) for row in rows], unread
 
     async def unread_count(self, user_id: str) -> int:
-        async with self.engine.connect() as conn:
-            result = await conn.execute(UNREAD_COUNT, {"user_id": user_id, "window": self.window})
-            return int(result.scalar_one())
+        rows = await self._fetch(UNREAD_COUNT, {"user_id": user_id, "window": self.window})
+        return int(rows[0][0])
