@@ -81,17 +81,20 @@ class ChaosResult:
         return self.account.passed
 
 
-async def stored_counts(database_url: str) -> dict[str, int]:
+async def _by_event(database_url: str, sql: str) -> dict[str, int]:
+    """``sql`` selects an event_id (as text) and a number per row: those, by event_id."""
     engine = create_engine(database_url, pool_size=1)
     try:
         async with engine.connect() as conn:
-            rows = await conn.execute(
-                text("SELECT CAST(event_id AS text), count(*) FROM notification_events "
-                     "WHERE event_type = 'notification.created' GROUP BY event_id")
-            )  # fmt: skip
-            return {row[0]: int(row[1]) for row in rows}
+            return {row[0]: int(row[1]) for row in await conn.execute(text(sql))}
     finally:
         await engine.dispose()
+
+
+async def stored_counts(database_url: str) -> dict[str, int]:
+    return await _by_event(database_url, "SELECT CAST(event_id AS text), count(*) "
+                           "FROM notification_events WHERE event_type = 'notification.created' "
+                           "GROUP BY event_id")  # fmt: skip
 
 
 async def await_stored(database_url: str, confirmed: set[str], timeout: float) -> float:
@@ -107,16 +110,9 @@ async def await_stored(database_url: str, confirmed: set[str], timeout: float) -
 
 
 async def stored_seqs(database_url: str) -> dict[str, int]:
-    engine = create_engine(database_url, pool_size=1)
-    try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                text("SELECT CAST(event_id AS text), seq FROM notification_events "
-                     "WHERE event_type = 'notification.created'")
-            )  # fmt: skip
-            return {row[0]: int(row[1]) for row in rows}
-    finally:
-        await engine.dispose()
+    return await _by_event(database_url, "SELECT CAST(event_id AS text), seq "
+                           "FROM notification_events "
+                           "WHERE event_type = 'notification.created'")  # fmt: skip
 
 
 def explain_losses(lost: list[Any], seqs: dict[str, int], ledger: Ledger) -> list[str]:
