@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Collection, Hashable, Iterator
+from collections.abc import AsyncIterator, Collection, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -62,40 +62,45 @@ class Registry(Generic[M]):
         self._idle_changed = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
 
-    async def add(self, key: str, member: M) -> None:
-        entry = self._entries.setdefault(key, _Entry())
-        entry.users += 1
-        try:
-            async with entry.lock:
-                if not entry.bound:
-                    await self._binder.bind(key)
-                    entry.bound = True
-                entry.members.add(member)
-                self._idle.pop(key, None)
-        finally:
-            entry.users -= 1
-            self._drop_if_idle(key, entry)
-
-    async def remove(self, key: str, member: M) -> None:
-        entry = self._entries.get(key)
+    @contextlib.asynccontextmanager
+    async def _locked(self, key: str, create: bool = False) -> AsyncIterator[_Entry[M] | None]:
+        """The key's entry (made if ``create``), with its lock held; None if there is none.
+        The entry is dropped afterwards if nothing is left in it."""
+        entry = self._entries.setdefault(key, _Entry()) if create else self._entries.get(key)
         if entry is None:
+            yield None
             return
         entry.users += 1
         try:
             async with entry.lock:
-                entry.members.discard(member)
-                if entry.members or not entry.bound:
-                    return
-                if self.linger > 0:
-                    self._idle[key] = asyncio.get_running_loop().time()
-                    self._idle.move_to_end(key)
-                    self._start_sweeper()
-                    return
-                entry.bound = False
-                await self._binder.unbind(key)
+                yield entry
         finally:
             entry.users -= 1
             self._drop_if_idle(key, entry)
+
+    async def add(self, key: str, member: M) -> None:
+        async with self._locked(key, create=True) as entry:
+            assert entry is not None
+            if not entry.bound:
+                await self._binder.bind(key)
+                entry.bound = True
+            entry.members.add(member)
+            self._idle.pop(key, None)
+
+    async def remove(self, key: str, member: M) -> None:
+        async with self._locked(key) as entry:
+            if entry is None:
+                return
+            entry.members.discard(member)
+            if entry.members or not entry.bound:
+                return
+            if self.linger > 0:
+                self._idle[key] = asyncio.get_running_loop().time()
+                self._idle.move_to_end(key)
+                self._start_sweeper()
+                return
+            entry.bound = False
+            await self._binder.unbind(key)
 
     def _drop_if_idle(self, key: str, entry: _Entry[M]) -> None:
         idle = entry.users == 0 and not entry.members and not entry.bound
@@ -128,24 +133,16 @@ class Registry(Generic[M]):
             await self._unbind_idle(key)
 
     async def _unbind_idle(self, key: str) -> None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return
-        entry.users += 1
-        try:
-            async with entry.lock:
-                if entry.members or not entry.bound or key in self._idle:
-                    return  # a member came back, or the key was re-queued meanwhile
-                entry.bound = False
-                try:
-                    await self._binder.unbind(key)
-                except Exception as exc:  # noqa: BLE001 - the sweeper must go on
-                    # The broker is away: the binding went with the queue (which is declared
-                    # again without it), or it stays and its frames are dropped here.
-                    log.debug("could not unbind %s: %s", key, exc)
-        finally:
-            entry.users -= 1
-            self._drop_if_idle(key, entry)
+        async with self._locked(key) as entry:
+            if entry is None or entry.members or not entry.bound or key in self._idle:
+                return  # gone, a member came back, or the key was re-queued meanwhile
+            entry.bound = False
+            try:
+                await self._binder.unbind(key)
+            except Exception as exc:  # noqa: BLE001 - the sweeper must go on
+                # The broker is away: the binding went with the queue (which is declared
+                # again without it), or it stays and its frames are dropped here.
+                log.debug("could not unbind %s: %s", key, exc)
 
     # -- the broker connection -------------------------------------------------------------
 

@@ -51,7 +51,9 @@ async def own_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     await drop_database(url)
 
 
-def note(user_id: str) -> Envelope:
+def note(user_id: str | None) -> Envelope:
+    """A notification to ``user_id``; to everybody for None."""
+    audience: dict[str, object] = {"user_id": user_id} if user_id else {"broadcast": True}
     return Envelope.model_validate(
         {
             "event_id": uuid.uuid4(),
@@ -59,7 +61,7 @@ def note(user_id: str) -> Envelope:
             "notification_type": "system_alert",
             "title": "t",
             "message": "m",
-            "user_id": user_id,
+            **audience,
         }
     )
 
@@ -232,19 +234,6 @@ def read_sync(delivery: Delivery) -> tuple[str, list[str], object]:
     return delivery.routing_key, frame["ids"], frame.get("up_to_seq")
 
 
-def broadcast() -> Envelope:
-    return Envelope.model_validate(
-        {
-            "event_id": uuid.uuid4(),
-            "schema_version": 1,
-            "notification_type": "system_alert",
-            "title": "t",
-            "message": "m",
-            "broadcast": True,
-        }
-    )
-
-
 @pytest.mark.parametrize("seed", range(6))
 async def test_a_read_sync_rebuilt_from_the_log_says_what_the_live_one_said(
     own_engine: AsyncEngine, seed: int
@@ -264,7 +253,7 @@ async def test_a_read_sync_rebuilt_from_the_log_says_what_the_live_one_said(
         for _ in range(rng.randint(1, 4)):
             roll = rng.random()
             if roll < 0.45 or not ids:
-                batch.append(broadcast() if rng.random() < 0.3 else note(rng.choice(users)))
+                batch.append(note(None if rng.random() < 0.3 else rng.choice(users)))
             elif roll < 0.85:
                 named = rng.sample(ids, k=min(len(ids), rng.randint(1, 4)))
                 named += [uuid.uuid4()] if rng.random() < 0.2 else []
