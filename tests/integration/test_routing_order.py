@@ -25,6 +25,7 @@ from dispatcher.routing import NotDelivered
 from dispatcher.store import EventStore, Pending
 from producers.envelope import Envelope, ReadEvent, ReadEventType
 from producers.settings import Settings
+from socket_edge.edge import read_event
 from tests.support.services import create_database, drop_database
 
 pytestmark = pytest.mark.integration
@@ -258,26 +259,10 @@ async def test_a_read_sync_rebuilt_from_the_log_says_what_the_live_one_said(
                 named = rng.sample(ids, k=min(len(ids), rng.randint(1, 4)))
                 named += [uuid.uuid4()] if rng.random() < 0.2 else []
                 named += named[:1] if rng.random() < 0.2 else []
-                batch.append(
-                    ReadEvent(
-                        event_id=uuid.uuid4(),
-                        schema_version=1,
-                        event_type=ReadEventType.READ,
-                        user_id=rng.choice(users),
-                        ids=named,
-                    )
-                )
+                batch.append(read_event(rng.choice(users), ids=named))
             else:
                 bound = rng.choice([None, rng.randint(0, 40)])
-                batch.append(
-                    ReadEvent(
-                        event_id=uuid.uuid4(),
-                        schema_version=1,
-                        event_type=ReadEventType.ALL_READ,
-                        user_id=rng.choice(users),
-                        up_to_seq=bound,
-                    )
-                )
+                batch.append(read_event(rng.choice(users), up_to_seq=bound, all=True))
         result = await store.append_and_route(batch, Broker(live))
         ids.extend(n.event_id for n in result.applied.notifications)
     syncs = {d.seq: read_sync(d) for batch in live for d in batch if b'"type":"read"' in d.body}
