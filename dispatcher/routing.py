@@ -3,8 +3,9 @@
 aio-pika's ``Exchange.publish`` hands each message to the connection's writer on its own and
 waits for it to be flushed: one event-loop round trip and one socket write per message, which
 was the largest cost of a batch. Here the frames of every message of the batch
-(``Basic.Publish``, header, body, exactly what ``basic_publish`` sends) are marshalled into
-one buffer and written to the channel at once: one write per batch.
+(``Basic.Publish``, header, body, what ``basic_publish`` sends) are encoded into one buffer
+(``encode``, a few fixed layouts instead of pamqp's general marshaller) and written to the
+channel at once: one write per batch.
 
 The channel is in confirm mode. ``send`` writes a batch and returns its ``Confirms`` without
 waiting: one dispatcher's batches keep their order on its channel, so a dispatcher waits for
@@ -24,6 +25,7 @@ and tests/integration/test_dependency_contracts.py checks those attributes on a 
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -51,6 +53,8 @@ CONFIRM_TIMEOUT = 10.0
 
 
 def _frames(delivery: Delivery, max_body: int) -> Iterator[FrameType]:
+    """The frames of one delivery as pamqp makes them: what ``encode`` writes faster, and
+    what its test holds it to."""
     properties = spec.Basic.Properties(
         content_type="application/json",
         delivery_mode=NOT_PERSISTENT,
@@ -62,6 +66,45 @@ def _frames(delivery: Delivery, max_body: int) -> Iterator[FrameType]:
     yield ContentHeader(properties=properties, body_size=len(delivery.body))
     for start in range(0, len(delivery.body), max_body):
         yield ContentBody(delivery.body[start : start + max_body])
+
+
+# AMQP 0-9-1 framing (section 2.3.5 and 4.2.6 of the specification): type, channel, size,
+# payload, end octet.
+_FRAME_METHOD, _FRAME_HEADER, _FRAME_BODY, _FRAME_END = 1, 2, 3, b"\xce"
+_BASIC, _PUBLISH = 60, 40
+# content_type, headers and delivery_mode present, in the order of their flag bits.
+_FLAGS = (1 << 15) | (1 << 13) | (1 << 12)
+_CONTENT_TYPE = b"\x10application/json"
+_SEQ_FIELD = bytes([len(topology.SEQ_HEADER)]) + topology.SEQ_HEADER.encode() + b"l"
+_frame_head = struct.Struct(">BHI").pack
+_publish_head = struct.Struct(">HHH").pack(_BASIC, _PUBLISH, 0)
+_exchange = bytes([len(topology.DELIVER_EXCHANGE)]) + topology.DELIVER_EXCHANGE.encode()
+_header = struct.Struct(">HHQH").pack
+
+
+def encode(deliveries: Sequence[Delivery], channel: int, max_body: int) -> bytes:
+    """The frames of ``deliveries`` (a Basic.Publish, its content header, its body frames)
+    as one buffer: the bytes pamqp's general marshaller makes of ``_frames``, written with a
+    few fixed layouts, which were a sixth of a dispatcher's CPU through pamqp."""
+    out: list[bytes] = []
+    for delivery in deliveries:
+        key = delivery.routing_key.encode()
+        method = _publish_head + _exchange + bytes([len(key)]) + key + b"\x00"
+        out += (_frame_head(_FRAME_METHOD, channel, len(method)), method, _FRAME_END)
+        body = delivery.body
+        table = _SEQ_FIELD + struct.pack(">q", delivery.seq)
+        header = (
+            _header(_BASIC, 0, len(body), _FLAGS)
+            + _CONTENT_TYPE
+            + struct.pack(">I", len(table))
+            + table
+            + bytes([NOT_PERSISTENT])
+        )
+        out += (_frame_head(_FRAME_HEADER, channel, len(header)), header, _FRAME_END)
+        for start in range(0, len(body), max_body):
+            chunk = body[start : start + max_body]
+            out += (_frame_head(_FRAME_BODY, channel, len(chunk)), chunk, _FRAME_END)
+    return b"".join(out)
 
 
 class NotDelivered(Exception):
@@ -122,7 +165,7 @@ class DeliveryRoute:
     async def _send(self, deliveries: Sequence[Delivery]) -> Confirms:
         underlay = await self.channel.get_underlay_channel()
         assert isinstance(underlay, aiormq.Channel) and underlay.publisher_confirms
-        frames = [f for d in deliveries for f in _frames(d, underlay.max_content_size)]
+        payload = encode(deliveries, underlay.number, underlay.max_content_size)
         confirms: list[asyncio.Future[object]] = []
         async with underlay.lock:
             for _ in deliveries:
@@ -130,5 +173,5 @@ class DeliveryRoute:
                 confirm = underlay.create_future()
                 underlay.confirmations[underlay.delivery_tag] = confirm
                 confirms.append(confirm)
-            await underlay.write_queue.put(ChannelFrame.marshall(underlay.number, frames))
+            await underlay.write_queue.put(ChannelFrame(payload=payload, should_close=False))
         return Confirms(confirms)
