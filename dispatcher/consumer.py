@@ -30,17 +30,21 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+import aiormq
+from aio_pika.abc import AbstractExchange, AbstractRobustChannel
+from aiormq.abc import DeliveredMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher import database
-from dispatcher.batching import next_batch
+from dispatcher.batching import DeliveryTap, Inbox, Received
 from dispatcher.database import create_engine
-from dispatcher.dead_letters import publish_refused
+from dispatcher.dead_letters import Letter, publish_refused
 from dispatcher.failures import (
     BROKER_FAILURES,
     broker_cancelled,
@@ -66,7 +70,23 @@ RETRY_MAX = 10.0
 TURN_BATCHES = 20
 TURN_SECONDS = 0.25
 
-Parsed = tuple[AbstractIncomingMessage, Event]
+# Unacknowledged messages RabbitMQ may send ahead, in batches: one in hand, the next ones
+# arriving (and validated on arrival) meanwhile.
+PREFETCH_BATCHES = 2
+
+# Seconds between attempts to consume again after RabbitMQ cancelled the consumer.
+CONSUME_RETRY = 1.0
+
+
+class Message(Letter, Protocol):
+    """What the dispatcher uses of a message from its queue (``batching.Received``)."""
+
+    def ack(self, multiple: bool = False) -> Awaitable[None]: ...
+
+    def nack(self, requeue: bool = True) -> Awaitable[None]: ...
+
+
+Parsed = tuple[Message, Event]
 
 
 @dataclass
@@ -92,6 +112,19 @@ class Dispatcher:
         self._turn_batches = 0
         self._dead_letter: AbstractExchange | None = None
         self._stopping = asyncio.Event()
+        self._inbox: Inbox[Message] = Inbox()
+
+    def received(self, message: Received) -> None:
+        """A message from the queue, validated on arrival: while the batch before it is in
+        its transaction, the event loop is free to do this. An unexpected failure of the
+        validation is left to ``handle_batch``, which meets it again."""
+        try:
+            message.event = parse_event(message.body)
+        except EnvelopeError as exc:
+            message.refusal = exc.reason
+        except Exception:  # noqa: BLE001 - met again, and raised, in handle_batch
+            pass
+        self._inbox.put(message)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then finish the batch in hand and return."""
@@ -101,7 +134,9 @@ class Dispatcher:
         connection = await connect(self.settings.amqp_url, name)
         try:
             consume_channel = await connection.channel()
-            await consume_channel.set_qos(prefetch_count=self.settings.dispatcher_batch_size * 2)
+            await consume_channel.set_qos(
+                prefetch_count=self.settings.dispatcher_batch_size * PREFETCH_BATCHES
+            )
             queue = await topology.declare_dispatcher_queue(
                 consume_channel, self.settings.dispatcher_delivery_limit
             )
@@ -111,8 +146,10 @@ class Dispatcher:
             dead_letter_channel = await connection.channel(publisher_confirms=True)
             self._dead_letter, _ = await topology.declare_dead_letter(dead_letter_channel)
 
-            inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
-            consumer_tag = await queue.consume(inbox.put, no_ack=False)
+            inbox = self._inbox
+            assert isinstance(consume_channel, AbstractRobustChannel)
+            consumer = QueueConsumer(consume_channel, queue.name, self.received)
+            await consumer.start()
             batches = asyncio.create_task(self._batch_loop(inbox), name="dispatcher-batches")
             log.info(
                 "dispatcher consuming %s from %s into %s (batch %d, wait %gms)",
@@ -128,8 +165,8 @@ class Dispatcher:
                 stopped.cancel()
                 batches.result()  # a crashed batch loop is a bug: let it be seen
             self._stopping.set()
-            await queue.cancel(consumer_tag)
-            inbox.put_nowait(None)
+            await consumer.stop()
+            inbox.close()
             await batches
             log.info(
                 "dispatcher stopped: %d stored, %d duplicates, %d dead-lettered",
@@ -141,11 +178,11 @@ class Dispatcher:
             await connection.close()
             await self.engine.dispose()
 
-    async def _batch_loop(self, inbox: asyncio.Queue[AbstractIncomingMessage | None]) -> None:
+    async def _batch_loop(self, inbox: Inbox[Message]) -> None:
         limit = self.settings.dispatcher_batch_size
         wait = self.settings.dispatcher_batch_wait_ms / 1000
         try:
-            while (batch := await next_batch(inbox, limit, wait)) is not None:
+            while (batch := await inbox.next_batch(limit, wait)) is not None:
                 await self.handle_batch(batch.items)
                 if batch.last:
                     return
@@ -161,11 +198,18 @@ class Dispatcher:
             if self._turn is not None:
                 await self._end_turn()
 
-    async def handle_batch(self, batch: Sequence[AbstractIncomingMessage]) -> None:
+    async def handle_batch(self, batch: Sequence[Message]) -> None:
         self.counters.batches += 1
         valid: list[Parsed] = []
-        refused: list[tuple[AbstractIncomingMessage, str]] = []
+        refused: list[tuple[Message, str]] = []
         for message in batch:
+            if isinstance(message, Received):
+                if message.event is not None:
+                    valid.append((message, message.event))
+                    continue
+                if message.refusal is not None:
+                    refused.append((message, message.refusal))
+                    continue
             try:
                 valid.append((message, parse_event(message.body)))
             except EnvelopeError as exc:
@@ -275,7 +319,7 @@ class Dispatcher:
                 continue
             await self._settle(message.ack())
 
-    async def _failed(self, message: AbstractIncomingMessage, event: Event, exc: Exception) -> None:
+    async def _failed(self, message: Message, event: Event, exc: Exception) -> None:
         reason = one_line(exc)
         if is_last_delivery(message, self.settings.dispatcher_delivery_limit):
             await self._dead_letter_one(
@@ -294,7 +338,7 @@ class Dispatcher:
         )
         await self._settle(message.nack(requeue=True))
 
-    async def _dead_letter_one(self, message: AbstractIncomingMessage, reason: str) -> None:
+    async def _dead_letter_one(self, message: Message, reason: str) -> None:
         assert self._dead_letter is not None
         log.warning("dead-lettering message %s: %s", message.message_id or "-", reason)
         await publish_refused(self._dead_letter, message, reason)
@@ -309,6 +353,99 @@ class Dispatcher:
             if isinstance(exc, asyncio.CancelledError) and not broker_cancelled(exc):
                 raise
             log.warning("could not settle messages (%s); the broker will redeliver them", exc)
+
+
+class QueueConsumer:
+    """The dispatcher's consumer of its queue, made on aiormq's channel under aio-pika's
+    robust one, its deliveries taken straight from the channel's frames
+    (``batching.DeliveryTap``) and handed to ``on_message``.
+
+    aio-pika restores after a reconnect only the consumers it made itself; this one it does
+    not know. So it consumes again on each channel aio-pika reopens (``reopen_callbacks``,
+    called once the channel's QoS and queue are restored), and after RabbitMQ cancelled it
+    (its queue deleted, say), every ``CONSUME_RETRY`` seconds until it succeeds or the
+    channel closes (its reopening then consumes)."""
+
+    def __init__(
+        self,
+        channel: AbstractRobustChannel,
+        queue: str,
+        on_message: Callable[[Received], None],
+    ) -> None:
+        self.channel = channel
+        self.queue = queue
+        self.on_message = on_message
+        self._tap: DeliveryTap | None = None
+        self._stopped = False
+        self._retry: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.channel.reopen_callbacks.add(self._reopened)
+        await self._consume()
+
+    async def stop(self) -> None:
+        """Cancel the consumer; deliveries already on their way are still handed over."""
+        self._stopped = True
+        self.channel.reopen_callbacks.discard(self._reopened)
+        if self._retry is not None:
+            self._retry.cancel()
+        tap = self._tap
+        if tap is None or tap.underlay.is_closed:
+            return
+        try:
+            await tap.underlay.basic_cancel(tap.tag)
+        except BROKER_FAILURES as exc:
+            if isinstance(exc, asyncio.CancelledError) and not broker_cancelled(exc):
+                raise
+            log.warning("could not cancel the consumer (%s)", one_line(exc))
+
+    async def _consume(self) -> None:
+        underlay = await self.channel.get_underlay_channel()
+        assert isinstance(underlay, aiormq.Channel)
+        tag = f"notify-dispatcher.{uuid.uuid4().hex}"
+        tap = self._tap
+        if tap is None or tap.underlay is not underlay:
+            tap = self._tap = DeliveryTap(underlay, tag, self.on_message)
+            underlay.on_consumer_cancel_callbacks.add(self._cancelled)
+        else:
+            tap.tag = tag
+        await underlay.basic_consume(self.queue, self._untapped, consumer_tag=tag)
+
+    async def _untapped(self, message: DeliveredMessage) -> None:
+        """A delivery that reached aiormq's consumer callback all the same."""
+        self.on_message(Received.of(message))
+
+    async def _reopened(self, *_: Any) -> None:
+        if self._stopped:
+            return
+        try:
+            await self._consume()
+        except BROKER_FAILURES as exc:
+            if isinstance(exc, asyncio.CancelledError) and not broker_cancelled(exc):
+                raise
+            # The channel closed again: its next reopening consumes.
+            log.warning("could not consume after a reconnect (%s)", one_line(exc))
+
+    def _cancelled(self, frame: aiormq.spec.Basic.Cancel) -> None:
+        tap = self._tap
+        if self._stopped or tap is None or frame.consumer_tag != tap.tag:
+            return
+        log.warning("RabbitMQ cancelled the dispatcher's consumer; consuming again")
+        if self._retry is None or self._retry.done():
+            self._retry = asyncio.create_task(self._consume_again(tap.underlay))
+
+    async def _consume_again(self, underlay: aiormq.Channel) -> None:
+        while True:
+            await asyncio.sleep(CONSUME_RETRY)
+            if self._stopped or underlay.is_closed:
+                return
+            try:
+                await self._consume()
+                return
+            except BROKER_FAILURES as exc:
+                if isinstance(exc, asyncio.CancelledError) and not broker_cancelled(exc):
+                    raise
+                log.warning("could not consume again (%s); retrying", one_line(exc))
 
 
 class _Stopping(Exception):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aio_pika
 import orjson
@@ -40,6 +40,26 @@ FAILURE_HEADERS = frozenset(
 )
 
 
+class Letter(Protocol):
+    """What is read of a message to describe it, dead-letter it or replay it: an aio-pika
+    message, or one the dispatcher took from its queue (``dispatcher.batching.Received``)."""
+
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def headers(self) -> Any: ...
+    @property
+    def routing_key(self) -> str | None: ...
+    @property
+    def content_type(self) -> str | None: ...
+    @property
+    def message_id(self) -> str | None: ...
+    @property
+    def type(self) -> str | None: ...
+    @property
+    def app_id(self) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     id: str
@@ -48,12 +68,12 @@ class DeadLetter:
     preview: str
 
 
-def original_key(message: AbstractIncomingMessage) -> str:
+def original_key(message: Letter) -> str:
     key = (message.headers or {}).get(topology.ORIGINAL_KEY_HEADER)
     return key if isinstance(key, str) and key else message.routing_key or ""
 
 
-def letter_id(message: AbstractIncomingMessage) -> str:
+def letter_id(message: Letter) -> str:
     """The message_id the producer gave, else the body's event_id, else a digest of the
     body: a name an operator can pass to ``replay --id``."""
     if message.message_id:
@@ -67,7 +87,7 @@ def letter_id(message: AbstractIncomingMessage) -> str:
     return "sha256:" + hashlib.sha256(message.body).hexdigest()[:16]
 
 
-def reason_of(message: AbstractIncomingMessage) -> str:
+def reason_of(message: Letter) -> str:
     headers = message.headers or {}
     reason = headers.get(topology.ERROR_HEADER)
     if isinstance(reason, str | bytes):
@@ -78,12 +98,12 @@ def reason_of(message: AbstractIncomingMessage) -> str:
     return "no reason recorded"
 
 
-def describe(message: AbstractIncomingMessage) -> DeadLetter:
+def describe(message: Letter) -> DeadLetter:
     preview = message.body[:PREVIEW_MAX].decode(errors="replace")
     return DeadLetter(letter_id(message), original_key(message), reason_of(message), preview)
 
 
-def refused(message: AbstractIncomingMessage, reason: str) -> aio_pika.Message:
+def refused(message: Letter, reason: str) -> aio_pika.Message:
     """The dead-letter copy of a refused message: same body and properties, plus why."""
     headers: dict[str, Any] = dict(message.headers or {})
     headers[topology.ERROR_HEADER] = reason[:REASON_MAX]
@@ -91,13 +111,13 @@ def refused(message: AbstractIncomingMessage, reason: str) -> aio_pika.Message:
     return _copy(message, headers)
 
 
-def replayed(message: AbstractIncomingMessage) -> aio_pika.Message:
+def replayed(message: Letter) -> aio_pika.Message:
     """The message as first published: failure headers removed."""
     headers = {k: v for k, v in (message.headers or {}).items() if k not in FAILURE_HEADERS}
     return _copy(message, headers)
 
 
-def _copy(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+def _copy(message: Letter, headers: dict[str, Any]) -> aio_pika.Message:
     """A persistent copy of ``message`` (body and properties) with these headers."""
     return aio_pika.Message(
         body=message.body,
@@ -110,9 +130,7 @@ def _copy(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika
     )
 
 
-async def publish_refused(
-    exchange: AbstractExchange, message: AbstractIncomingMessage, reason: str
-) -> None:
+async def publish_refused(exchange: AbstractExchange, message: Letter, reason: str) -> None:
     await exchange.publish(refused(message, reason), routing_key=message.routing_key or "")
 
 

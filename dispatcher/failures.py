@@ -4,11 +4,11 @@ stored, a broker connection that was closed under a pending operation."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiormq
 import asyncpg
 import sqlalchemy.exc
-from aio_pika.abc import AbstractIncomingMessage
 
 # The header a quorum queue puts on a redelivered message: how often it was returned before.
 DELIVERY_COUNT_HEADER = "x-delivery-count"
@@ -48,7 +48,7 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
-def is_last_delivery(message: AbstractIncomingMessage, delivery_limit: int) -> bool:
+def is_last_delivery(message: Any, delivery_limit: int) -> bool:
     """True when the broker will not redeliver ``message`` if it is returned once more, so
     the dispatcher dead-letters it itself, with the reason in a header an operator can read
     (the broker's own dead-lettering at the limit would only say "delivery_limit")."""

@@ -11,22 +11,27 @@ The channel is in confirm mode. ``send`` writes a batch and returns its ``Confir
 waiting: one dispatcher's batches keep their order on its channel, so a dispatcher waits for
 the confirms only before it hands the routing lock on. A transient message is confirmed once
 it is in each queue it was routed to, so the next dispatcher's batches cannot overtake these
-(``dispatcher.store``, "Routing in log order"). The confirms are
-registered with aiormq's channel exactly as its own ``basic_publish`` registers them (one
-future per delivery tag, under the channel's lock), so its confirm and channel-close handling
-settle them.
+(``dispatcher.store``, "Routing in log order").
+
+A batch's confirms are counted by a ``ConfirmTracker``, one future per batch, not by aiormq,
+which keeps one future per delivery tag and runs each confirm frame through its channel's
+queue and reader. The tracker takes the ``Basic.Ack`` and ``Basic.Nack`` frames of its channel
+as the connection's reader hands them over (``tap``), whether RabbitMQ confirms one tag or
+every tag up to one (``multiple``), in any order. The batch's future belongs to aiormq's
+channel, so a channel or connection that closes first fails it, as it fails aiormq's own.
 
 That reaches into aiormq's channel (``delivery_tag``, ``confirmations``, ``write_queue``,
-``lock``), which is not its public API: the dispatcher refuses to start with an aiormq outside
-the versions it was checked against (``AIORMQ_CHECKED``, matching the pin in pyproject.toml),
-and tests/integration/test_dependency_contracts.py checks those attributes on a real channel.
+``lock``, ``frames``) and into how its connection hands a channel its frames, which is not its
+public API: the dispatcher refuses to start with an aiormq outside the versions it was checked
+against (``AIORMQ_CHECKED``, matching the pin in pyproject.toml), and
+tests/integration/test_dependency_contracts.py checks each of them on a real channel.
 """
 
 from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import aiormq
@@ -140,6 +145,99 @@ class Confirms:
                     raise outcome
 
 
+def tap(underlay: aiormq.Channel, take: Callable[[object], bool]) -> None:
+    """Show ``take`` each frame that aiormq's connection reader hands to ``underlay``, before
+    the channel's own reader gets it; a frame for which ``take`` returns True goes no further.
+
+    The reader hands a channel its frames by awaiting ``channel.frames.put``; ``put`` is
+    replaced on that one queue object, so the channel's reader, waiting on the same queue,
+    gets every frame ``take`` leaves, in order. ``take`` runs in the reader's task and must
+    not raise. Taps stack: the last one installed sees a frame first."""
+    frames = underlay.frames
+    put = frames.put
+
+    async def handed(item: tuple[int, object]) -> None:
+        if not take(item[1]):
+            await put(item)
+
+    frames.put = handed  # type: ignore[method-assign]
+
+
+class _Outstanding:
+    """The delivery tags ``first``..``last`` of one batch: every tag below ``low`` is
+    confirmed, and so is each tag in ``singles``."""
+
+    __slots__ = ("first", "future", "last", "low", "singles")
+
+    def __init__(self, first: int, last: int, future: asyncio.Future[object]) -> None:
+        self.first = first
+        self.last = last
+        self.low = first
+        self.singles: set[int] = set()
+        self.future = future
+
+    def complete(self) -> bool:
+        return len(self.singles) > self.last - self.low
+
+
+_ACK = spec.Basic.Ack
+_NACK = spec.Basic.Nack
+
+
+class ConfirmTracker:
+    """The confirms of a confirming channel's batches, one future per batch (module
+    docstring). Tags that aiormq registered itself (a ``basic_publish`` on the same channel)
+    are left to aiormq: a confirm frame goes on to its reader while it waits for any."""
+
+    def __init__(self, underlay: aiormq.Channel) -> None:
+        self.underlay = underlay
+        self._open: list[_Outstanding] = []
+        tap(underlay, self._on_frame)
+
+    def expect(self, first: int, last: int) -> asyncio.Future[object]:
+        """A future that is done once RabbitMQ confirmed every tag from ``first`` to
+        ``last``, failed if it refused one (a nack) or the channel closed."""
+        future: asyncio.Future[object] = self.underlay.create_future()
+        self._open.append(_Outstanding(first, last, future))
+        return future
+
+    def _on_frame(self, frame: object) -> bool:
+        kind = type(frame)
+        if kind is _ACK:
+            self._settle(frame.delivery_tag, frame.multiple, None)  # type: ignore[attr-defined]
+        elif kind is _NACK:
+            self._settle(frame.delivery_tag, frame.multiple, frame)  # type: ignore[attr-defined]
+        else:
+            return False
+        return not self.underlay.confirmations
+
+    def _settle(self, tag: int, multiple: bool, nack: object | None) -> None:
+        still: list[_Outstanding] = []
+        for batch in self._open:
+            if batch.future.done():
+                continue
+            if batch.first > tag or (not multiple and tag > batch.last):
+                still.append(batch)
+                continue
+            if nack is not None:
+                batch.future.set_exception(aiormq.exceptions.DeliveryError(None, nack))  # type: ignore[arg-type]
+                continue
+            if multiple:
+                if tag >= batch.last:
+                    batch.future.set_result(None)
+                    continue
+                if tag >= batch.low:
+                    batch.low = tag + 1
+                    batch.singles = {t for t in batch.singles if t > tag}
+            elif tag >= batch.low:
+                batch.singles.add(tag)
+            if batch.complete():
+                batch.future.set_result(None)
+                continue
+            still.append(batch)
+        self._open = still
+
+
 async def write_at_once(underlay: aiormq.Channel, frames: Sequence[FrameType]) -> None:
     """Write ``frames`` to the channel as one piece, under the channel's lock, as aiormq's own
     methods write theirs; raise if the channel is closed (no frame goes out on it then)."""
@@ -152,6 +250,7 @@ async def write_at_once(underlay: aiormq.Channel, frames: Sequence[FrameType]) -
 class DeliveryRoute:
     def __init__(self, channel: AbstractChannel) -> None:
         self.channel = channel
+        self._tracker: ConfirmTracker | None = None
 
     async def send(self, deliveries: Sequence[Delivery]) -> Confirms:
         """Write the deliveries to the channel, in log order, without waiting for RabbitMQ;
@@ -162,16 +261,27 @@ class DeliveryRoute:
         with _not_delivered():
             return await self._send(deliveries)
 
+    def _tracker_of(self, underlay: aiormq.Channel) -> ConfirmTracker:
+        """The tracker of ``underlay``: a new one for each channel aio-pika opens (the first
+        after a reconnect starts its delivery tags again at 1)."""
+        tracker = self._tracker
+        if tracker is None or tracker.underlay is not underlay:
+            tracker = self._tracker = ConfirmTracker(underlay)
+        return tracker
+
     async def _send(self, deliveries: Sequence[Delivery]) -> Confirms:
         underlay = await self.channel.get_underlay_channel()
         assert isinstance(underlay, aiormq.Channel) and underlay.publisher_confirms
+        tracker = self._tracker_of(underlay)
         payload = encode(deliveries, underlay.number, underlay.max_content_size)
-        confirms: list[asyncio.Future[object]] = []
         async with underlay.lock:
-            for _ in deliveries:
-                underlay.delivery_tag += 1
-                confirm = underlay.create_future()
-                underlay.confirmations[underlay.delivery_tag] = confirm
-                confirms.append(confirm)
-            await underlay.write_queue.put(ChannelFrame(payload=payload, should_close=False))
-        return Confirms(confirms)
+            first = underlay.delivery_tag + 1
+            underlay.delivery_tag += len(deliveries)
+            confirmed = tracker.expect(first, underlay.delivery_tag)
+            try:
+                await underlay.write_queue.put(ChannelFrame(payload=payload, should_close=False))
+            except BaseException:
+                underlay.delivery_tag = first - 1  # nothing went out: the tags are free again
+                confirmed.cancel()
+                raise
+        return Confirms((confirmed,))

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from dispatcher import consumer
+from dispatcher.batching import Inbox
 from dispatcher.consumer import Dispatcher
 from dispatcher.failures import DELIVERY_COUNT_HEADER
 from dispatcher.settings import DispatcherSettings
@@ -133,7 +134,7 @@ async def test_a_batch_is_validated_appended_once_and_acknowledged_with_one_mult
     dispatcher: Dispatcher,
 ) -> None:
     batch = batch_of(["valid", "refused", "valid", "junk", "valid"])
-    await dispatcher.handle_batch(batch)  # type: ignore[arg-type]
+    await dispatcher.handle_batch(batch)
     store: Store = dispatcher.store  # type: ignore[assignment]
     assert len(store.appended) == 1 and len(store.appended[0]) == 3
     dead: Exchange = dispatcher._dead_letter  # type: ignore[assignment]
@@ -148,7 +149,7 @@ async def test_a_database_that_is_away_holds_the_batch_unacknowledged_until_it_r
     store: Store = dispatcher.store  # type: ignore[assignment]
     store.away = 4
     batch = batch_of(["valid", "valid"])
-    await dispatcher.handle_batch(batch)  # type: ignore[arg-type]
+    await dispatcher.handle_batch(batch)
     assert dispatcher.counters.retried == 4
     assert len(store.appended) == 1
     assert [m.settled for m in batch] == [[], ["ack-multiple"]]
@@ -161,7 +162,7 @@ async def test_a_stop_while_the_database_is_away_leaves_the_batch_unacknowledged
     store.away = 1_000
     dispatcher._stopping.set()
     batch = batch_of(["valid", "refused"])
-    await dispatcher.handle_batch(batch)  # type: ignore[arg-type]
+    await dispatcher.handle_batch(batch)
     assert store.appended == []
     assert [m.settled for m in batch] == [[], []]  # the refused one is dead-lettered, not acked
 
@@ -181,7 +182,7 @@ async def test_generated_batches_settle_every_message_exactly_as_the_rules_say(
     batch = batch_of(kinds, returned=DELIVERY_LIMIT - 1 if last else 0)
     store: Store = dispatcher.store  # type: ignore[assignment]
     dead: Exchange = dispatcher._dead_letter  # type: ignore[assignment]
-    await dispatcher.handle_batch(batch)  # type: ignore[arg-type]
+    await dispatcher.handle_batch(batch)
 
     valid = sum(k == "valid" for k in kinds)
     refused = [m.message_id for m, k in zip(batch, kinds, strict=True) if k == "refused"]
@@ -214,15 +215,14 @@ async def test_the_batch_loop_hands_the_routing_lock_on_when_nothing_waits(
 ) -> None:
     """Batches that arrive back to back share a turn (up to TURN_BATCHES); a pause, or the
     end of the inbox, ends it."""
-    inbox: asyncio.Queue[Any] = asyncio.Queue()
-    for message in batch_of(["valid"] * 3):
-        inbox.put_nowait(message)
+    inbox: Inbox[consumer.Message] = Inbox()
+    inbox.extend(batch_of(["valid"] * 3))
     dispatcher.settings.dispatcher_batch_size = 1
     task = asyncio.create_task(dispatcher._batch_loop(inbox))
     store: Store = dispatcher.store  # type: ignore[assignment]
     await asyncio.wait_for(appended(store, 3), 5)
     assert store.turns == 1  # three batches waiting: one turn
-    inbox.put_nowait(batch_of(["valid"])[0])
-    inbox.put_nowait(None)
+    inbox.put(batch_of(["valid"])[0])
+    inbox.close()
     await asyncio.wait_for(task, 5)
     assert store.turns == 2 and len(store.appended) == 4
