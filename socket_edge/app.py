@@ -20,46 +20,12 @@ from socket_edge.routes_ws import SocketEndpoints
 from socket_edge.settings import EdgeSettings, get_edge_settings
 
 
-class _QuietSocketLogs(logging.Filter):
-    """What the server logs per socket, made fit for an edge that holds tens of thousands and is
-    knocked on by anybody:
-
-    - its line per WebSocket handshake and per open/close is dropped: at that scale they drown
-      everything else, and the handshake line carries the query string, tokens included;
-    - its line per refused handshake is dropped: every refusal is counted by its code in
-      ``GET /ws/stats``, and a flood of refused handshakes must not become a flood of lines;
-    - a client's text frame that is not UTF-8 is closed with 1007 by the server, which logs
-      an ERROR with a traceback: that is the client's fault, so it becomes one INFO line.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = str(record.msg)
-        if (
-            message.startswith('%s - "WebSocket')
-            or message in ("connection open", "connection closed")
-            or message.startswith("connection rejected")
-        ):
-            return False
-        if message.startswith("Invalid UTF-8 sequence received from client"):
-            record.msg = "a client sent a text frame that is not UTF-8: closed with 1007"
-            record.args = None
-            record.exc_info = None
-            record.exc_text = None
-            record.levelno = logging.INFO
-            record.levelname = logging.getLevelName(logging.INFO)
-        return True
-
-
-_QUIET = _QuietSocketLogs()
-
-
 def create_app(settings: EdgeSettings | None = None, node_id: str | None = None) -> ASGIApp:
     """The edge's ASGI application: FastAPI for the REST API and the health checks, with the
     WebSocket paths served in front of it (``routes_ws.SocketEndpoints``)."""
     settings = settings or get_edge_settings()
     if not logging.getLogger().handlers:  # a worker process of `notify edge --workers N`
         setup_logging(os.environ.get("LOG_LEVEL", "info"))
-    logging.getLogger("uvicorn.error").addFilter(_QUIET)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

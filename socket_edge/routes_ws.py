@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aio_pika.exceptions import AMQPError
-from starlette.datastructures import QueryParams
+from starlette.datastructures import Headers, QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -157,16 +157,18 @@ def admit(
 ) -> tuple[Principal, str | None]:
     """Decide on a handshake before accepting it; raise AuthError to refuse it."""
     settings = edge.settings
-    if not origin_allowed(websocket.headers.get("origin"), settings.allowed_origins):
+    # Read here and not kept: the protocol lets go of the handshake's headers once accepted.
+    headers = Headers(scope=websocket.scope)
+    if not origin_allowed(headers.get("origin"), settings.allowed_origins):
         raise forbidden("forbidden_origin", "this origin may not open sockets here")
     address = websocket.client.host if websocket.client else "unknown"
     if not edge.handshakes.allow(address, time.monotonic()):
         raise AuthError(429, "rate_limited", "too many handshakes from this address: slow down")
-    token, as_subprotocol = token_from(query, websocket.headers)
+    token, as_subprotocol = token_from(query, headers)
     principal = edge.auth.verify(token)
     if principal.user_id != user_id:
         raise forbidden("wrong_user", "the token belongs to another user")
-    offered = websocket.headers.get("sec-websocket-protocol", "")
+    offered = headers.get("sec-websocket-protocol", "")
     answer = SUBPROTOCOL if SUBPROTOCOL in (p.strip() for p in offered.split(",")) else None
     if as_subprotocol and answer is None:
         raise AuthError(400, "missing_subprotocol", f"offer {SUBPROTOCOL!r} beside the token")

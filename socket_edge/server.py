@@ -15,6 +15,7 @@ from socket_edge.settings import EdgeSettings
 
 APP_FACTORY = "socket_edge.app:create_app"
 HTTP_PROTOCOL = "socket_edge.protocol:DeadlineHttpProtocol"
+WS_PROTOCOL = "socket_edge.ws_protocol:EdgeWebSocket"
 GRACEFUL_SHUTDOWN = 10
 
 
@@ -37,7 +38,7 @@ def uvicorn_options(settings: EdgeSettings) -> dict[str, Any]:
     return {
         "factory": True,
         "http": HTTP_PROTOCOL,
-        "ws": "websockets-sansio",
+        "ws": WS_PROTOCOL,
         # The client address is the TCP peer's, unless the peer is a proxy named in
         # TRUSTED_PROXIES: only then are X-Forwarded-For and X-Forwarded-Proto believed.
         "proxy_headers": bool(settings.trusted_proxies),

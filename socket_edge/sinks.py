@@ -1,5 +1,6 @@
 """Where a socket's outgoing frames go: straight onto the connection's transport when the
-server is uvicorn's sans-I/O WebSocket protocol, through the ASGI ``send`` otherwise.
+socket is served by the edge's own WebSocket protocol (``socket_edge.ws_protocol``) without
+compression, through the ASGI ``send`` otherwise.
 
 The transport path is the edge's fast path. A server-to-client WebSocket frame is not masked
 (RFC 6455, section 5.1), so a notification encodes to the same bytes for every recipient:
@@ -17,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Protocol
+from typing import Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.frames import Frame, Opcode
 
-from producers.runner import version_in
+from socket_edge.ws_protocol import EdgeWebSocket
 
 log = logging.getLogger("notify.edge")
 
@@ -48,13 +49,6 @@ class OutFrame:
 
 RAW_SEND_KEY = "notify.raw_send"
 
-# The transport path reads uvicorn's sans-I/O protocol (``conn``, ``writable``, ``close_sent``,
-# ``disconnected``, ``transport``), which is not its public API: it is taken only with a uvicorn
-# it was checked against, else every socket goes through ASGI ``send``
-# (tests/unit/test_dependency_contracts.py checks the installed one).
-UVICORN_CHECKED = ((0, 37), (1,))
-_TRANSPORT_PATH = version_in("uvicorn", *UVICORN_CHECKED)
-
 
 class Sink(Protocol):
     kind: str
@@ -69,39 +63,29 @@ class Sink(Protocol):
 
 
 class TransportSink:
-    """Writes pre-encoded frames straight to a uvicorn sans-I/O WebSocket's transport."""
+    """Writes pre-encoded frames straight to the transport of an ``EdgeWebSocket``."""
 
     kind = "transport"
     __slots__ = ("_limit", "_protocol", "_transport")
 
-    def __init__(self, protocol: Any, limit: int) -> None:
+    def __init__(self, protocol: EdgeWebSocket, limit: int) -> None:
         self._protocol = protocol
         self._transport = protocol.transport
         self._limit = limit
 
     @classmethod
-    def fits(cls, websocket: WebSocket) -> Any | None:
-        """The uvicorn protocol behind ``websocket``, if writing to it directly is safe:
-        a sans-I/O connection with no extension negotiated (no compression). The server's own
-        ``send`` is found in the scope (see ``routes_ws.SocketEndpoints``): the framework wraps the
-        one the endpoint gets."""
-        if not _TRANSPORT_PATH:
-            return None
+    def fits(cls, websocket: WebSocket) -> EdgeWebSocket | None:
+        """The edge's protocol behind ``websocket``, if writing to it directly is safe: no
+        extension negotiated (no compression). The server's own ``send`` is found in the scope
+        (see ``routes_ws.SocketEndpoints``): the framework wraps the one the endpoint gets."""
         raw_send = websocket.scope.get(RAW_SEND_KEY, websocket._send)
         protocol = getattr(raw_send, "__self__", None)
-        conn = getattr(protocol, "conn", None)
-        if protocol is None or conn is None or not hasattr(protocol, "writable"):
-            return None
-        if getattr(conn, "extensions", None) != [] or not hasattr(protocol, "close_sent"):
+        if not isinstance(protocol, EdgeWebSocket) or protocol.conn.extensions:
             return None
         return protocol
 
-    def _open(self) -> bool:
-        protocol = self._protocol
-        return not (protocol.close_sent or protocol.disconnected or self._transport.is_closing())
-
     def write(self, frame: OutFrame) -> bool:
-        if not self._open():
+        if not self._protocol.is_open():
             return True  # closing: the session's cleanup will follow
         if self._transport.get_write_buffer_size() > self._limit:
             return False
@@ -109,8 +93,8 @@ class TransportSink:
         return True
 
     async def write_paced(self, frame: OutFrame) -> None:
-        await self._protocol.writable.wait()
-        if self._open():
+        await self._protocol.wait_writable()
+        if self._protocol.is_open():
             self._transport.write(frame.wire)
 
     async def stop(self) -> None:
