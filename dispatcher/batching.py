@@ -8,6 +8,13 @@ a third of a dispatcher's CPU. The frames it does not take (answers to the chann
 methods, a broker's ``Basic.Cancel``, the channel closing) go on to aiormq's channel as
 before (``dispatcher.routing.tap``).
 
+Below that, ``FrameReader`` takes the place of aiormq's frame receiver in the dispatcher's
+process (``read_frames_in_bulk``): it reads what the socket has in one call and cuts frames
+out of it, and decodes the frames a dispatcher gets most (``Basic.Deliver``, ``Basic.Ack``,
+body frames) with fixed layouts into the same pamqp objects pamqp makes of them; any other
+frame is decoded by pamqp. tests/unit/test_delivery_frames.py holds it to pamqp's decoding,
+and tests/integration/test_dependency_contracts.py to what aiormq's connection expects of it.
+
 ``Inbox`` holds the received messages in arrival order and cuts them into batches: at ``limit``
 messages, or ``wait`` seconds after the first one, whichever comes first.
 """
@@ -16,15 +23,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import aiormq
+import aiormq.connection
+import pamqp.decode
+import pamqp.frame
 from aiormq import spec
 from aiormq.abc import DeliveredMessage
+from aiormq.exceptions import AMQPConnectionError, InvalidFrameError, ProtocolSyntaxError
 from pamqp.body import ContentBody
+from pamqp.exceptions import PAMQPException
 from pamqp.header import ContentHeader
 
 from dispatcher.routing import tap
@@ -36,6 +49,154 @@ T = TypeVar("T")
 
 _DELIVER = spec.Basic.Deliver
 _NO_HEADERS: dict[str, Any] = {}
+
+# AMQP 0-9-1 frames (section 4.2.3): type, channel, size, payload, end octet.
+_FRAME_HEAD = struct.Struct(">BHI").unpack_from
+_METHOD_ID = struct.Struct(">I").unpack_from
+_TAG_AND_BITS = struct.Struct(">qB").unpack_from
+_CONTENT_HEAD = struct.Struct(">HHQH").unpack_from
+_FRAME_METHOD, _FRAME_HEADER, _FRAME_BODY, _FRAME_END = 1, 2, 3, 0xCE
+_DELIVER_ID = spec.Basic.Deliver.index
+_ACK_ID = spec.Basic.Ack.index
+_READ_SIZE = 1 << 16
+
+
+def _short(data: bytes, at: int) -> tuple[str, int]:
+    end = at + 1 + data[at]
+    return data[at + 1 : end].decode(), end
+
+
+def _deliver(data: bytes, at: int) -> spec.Basic.Deliver:
+    frame = _DELIVER.__new__(_DELIVER)
+    frame.consumer_tag, at = _short(data, at)
+    tag, bits = _TAG_AND_BITS(data, at)
+    frame.delivery_tag = tag
+    frame.redelivered = bool(bits & 1)
+    frame.exchange, at = _short(data, at + 9)
+    frame.routing_key, _ = _short(data, at)
+    return frame
+
+
+def _ack(data: bytes, at: int) -> spec.Basic.Ack:
+    tag, bits = _TAG_AND_BITS(data, at)
+    return spec.Basic.Ack(tag, bool(bits & 1))
+
+
+_PROPERTIES = spec.Basic.Properties
+# Each property of a content header in wire order, with its flag and AMQP type; a header
+# with a property of another type (a timestamp), or with more flags than fit in one word,
+# is left to pamqp.
+_PROPERTY_TYPES = [
+    (name, _PROPERTIES.flags[name], getattr(_PROPERTIES, f"_{name}"))
+    for name in _PROPERTIES.__slots__
+]
+_SIMPLE = ("shortstr", "octet", "table")
+_SIMPLE_FLAGS = sum(flag for _, flag, kind in _PROPERTY_TYPES if kind in _SIMPLE)
+
+
+def _content_header(data: bytes, start: int, end: int) -> ContentHeader | None:
+    class_id, weight, body_size, flags = _CONTENT_HEAD(data, start)
+    if flags & ~_SIMPLE_FLAGS:
+        return None
+    at = start + 14
+    values: dict[str, Any] = {}
+    for name, flag, kind in _PROPERTY_TYPES:
+        if flags & flag:
+            if kind == "shortstr":
+                values[name], at = _short(data, at)
+            elif kind == "octet":
+                values[name] = data[at]
+                at += 1
+            else:
+                used, values[name] = pamqp.decode.field_table(data[at:end])
+                at += used
+    if at > end:
+        return None
+    header = ContentHeader(weight, body_size, _PROPERTIES(**values))
+    header.class_id = class_id
+    return header
+
+
+def decode(data: bytes, start: int, end: int) -> tuple[int, Any]:
+    """The channel and frame of the complete frame ``data[start:end]``, as
+    ``pamqp.frame.unmarshal`` gives them (``PAMQPException`` or ``ValueError`` for a frame
+    it refuses)."""
+    kind, channel, size = _FRAME_HEAD(data, start)
+    if end - start != size + 8 or data[end - 1] != _FRAME_END:
+        raise ValueError("not one frame")
+    if kind == _FRAME_BODY and size:
+        return channel, ContentBody(data[start + 7 : end - 1])
+    if kind == _FRAME_METHOD and size >= 4:
+        method = _METHOD_ID(data, start + 7)[0]
+        try:
+            if method == _DELIVER_ID:
+                return channel, _deliver(data, start + 11)
+            if method == _ACK_ID and size == 13:
+                return channel, _ack(data, start + 11)
+        except (IndexError, UnicodeDecodeError, struct.error):
+            pass  # pamqp says what is wrong with it
+    elif kind == _FRAME_HEADER and size >= 14:
+        try:
+            header = _content_header(data, start + 7, end - 1)
+        except (IndexError, UnicodeDecodeError, ValueError, struct.error):
+            header = None  # pamqp says what is wrong with it
+        if header is not None:
+            return channel, header
+    _, channel, frame = pamqp.frame.unmarshal(data[start:end])
+    return channel, frame
+
+
+class FrameReader(aiormq.connection.FrameReceiver):
+    """aiormq's frame receiver, reading the socket in bulk (module docstring): the same
+    frames, the same weights (each frame's size on the wire) and the same errors."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        super().__init__(reader)
+        self._data = b""
+        self._at = 0
+
+    async def get_frame(self) -> tuple[int, int, Any]:
+        data, at = self._data, self._at
+        while True:
+            if len(data) - at >= 7:
+                if not self.started:
+                    if data.startswith(b"AMQP", at):
+                        raise ProtocolSyntaxError("Unexpected AMQP protocol header")
+                    self.started = True
+                size = _FRAME_HEAD(data, at)[2]
+                end = at + size + 8
+                if len(data) >= end:
+                    self._at = end
+                    try:
+                        channel, frame = decode(data, at, end)
+                    except (PAMQPException, ValueError) as exc:
+                        raise InvalidFrameError(str(exc)) from exc
+                    return end - at, channel, frame
+            elif at == len(data) and self.reader.at_eof():
+                raise StopAsyncIteration
+            more = await self._read()
+            data = self._data = data[at:] + more
+            at = self._at = 0
+
+    async def _read(self) -> bytes:
+        try:
+            more = await self.reader.read(_READ_SIZE)
+        except ConnectionError as exc:
+            raise AMQPConnectionError(f"Server connection error: {exc!r}") from exc
+        except OSError as exc:
+            raise AMQPConnectionError(f"Server communication error: {exc!r}") from exc
+        if not more:
+            raise AMQPConnectionError(
+                f"Server connection unexpectedly closed. Read {len(self._data) - self._at} "
+                "bytes of a frame"
+            )
+        return more
+
+
+def read_frames_in_bulk() -> None:
+    """Make aiormq read every connection opened from now on in this process through
+    ``FrameReader`` (its connect makes a ``FrameReceiver`` of the module's name)."""
+    aiormq.connection.FrameReceiver = FrameReader  # type: ignore[misc]
 
 
 class Received:

@@ -42,7 +42,7 @@ from aiormq.abc import DeliveredMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher import database
-from dispatcher.batching import DeliveryTap, Inbox, Received
+from dispatcher.batching import DeliveryTap, Inbox, Received, read_frames_in_bulk
 from dispatcher.database import create_engine
 from dispatcher.dead_letters import Letter, publish_refused
 from dispatcher.failures import (
@@ -453,4 +453,7 @@ class _Stopping(Exception):
 
 
 async def run_dispatcher(settings: DispatcherSettings, stop: asyncio.Event) -> None:
+    """The dispatcher as a process of its own (``notify dispatcher``): its connections read
+    their frames in bulk (``batching.FrameReader``)."""
+    read_frames_in_bulk()
     await Dispatcher(settings).run(stop)
