@@ -29,10 +29,27 @@ def migrate(settings: DispatcherSettings) -> None:
 
 
 @click.command()
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="serve Prometheus metrics at http://0.0.0.0:PORT/metrics  "
+    "[default: DISPATCHER_METRICS_PORT, or 0: not served]",
+)
 @pass_settings(get_dispatcher_settings)
-def dispatcher(settings: DispatcherSettings) -> None:
+def dispatcher(settings: DispatcherSettings, metrics_port: int | None) -> None:
     """Consume events, store them in PostgreSQL and route them to the edges."""
+    from dispatcher import metrics
     from dispatcher.consumer import run_dispatcher
+
+    port = settings.dispatcher_metrics_port if metrics_port is None else metrics_port
+    if port:
+        try:
+            metrics.serve(port)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot serve metrics on port {port} ({exc.strerror}): choose another with "
+                "--metrics-port"
+            ) from None
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -30,6 +30,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -41,12 +42,13 @@ from aio_pika.abc import AbstractExchange, AbstractRobustChannel
 from aiormq.abc import DeliveredMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dispatcher import database
+from dispatcher import database, metrics
 from dispatcher.batching import DeliveryTap, Inbox, Received, read_frames_in_bulk
 from dispatcher.database import create_engine
 from dispatcher.dead_letters import Letter, publish_refused
 from dispatcher.failures import (
     BROKER_FAILURES,
+    DELIVERY_COUNT_HEADER,
     broker_cancelled,
     is_last_delivery,
     is_transient,
@@ -100,8 +102,14 @@ class Counters:
 
 
 class Dispatcher:
-    def __init__(self, settings: DispatcherSettings, engine: AsyncEngine | None = None) -> None:
+    def __init__(
+        self,
+        settings: DispatcherSettings,
+        engine: AsyncEngine | None = None,
+        dispatcher_metrics: metrics.DispatcherMetrics | None = None,
+    ) -> None:
         self.settings = settings
+        self.metrics = dispatcher_metrics or metrics.shared()
         self.engine = engine or create_engine(settings.database_url, pre_ping=False)
         self.store = EventStore(self.engine, settings.broadcast_unread_window)
         self.counters = Counters()
@@ -202,7 +210,10 @@ class Dispatcher:
         self.counters.batches += 1
         valid: list[Parsed] = []
         refused: list[tuple[Message, str]] = []
+        redelivered = 0
         for message in batch:
+            if DELIVERY_COUNT_HEADER in (message.headers or ()):
+                redelivered += 1
             if isinstance(message, Received):
                 if message.event is not None:
                     valid.append((message, message.event))
@@ -214,6 +225,7 @@ class Dispatcher:
                 valid.append((message, parse_event(message.body)))
             except EnvelopeError as exc:
                 refused.append((message, exc.reason))
+        self.metrics.batch(len(batch), redelivered)
         if refused:
             await asyncio.gather(*(self._dead_letter_one(m, reason) for m, reason in refused))
         try:
@@ -276,11 +288,19 @@ class Dispatcher:
             self._turn_started = asyncio.get_running_loop().time()
             self._turn_batches = 0
             self.counters.rerouted += self._turn.rerouted
+            self.metrics.routing_lag.set(self._turn.lag)
+        started = time.perf_counter()
         try:
             result = await self._turn.append(events)
         except BaseException as exc:
             await self._end_turn(exc)
             raise
+        self.metrics.committed(
+            time.perf_counter() - started,
+            result.logged,
+            result.duplicates,
+            metrics.oldest([e.occurred_at for e in events]),
+        )
         self._turn_batches += 1
         return result
 
@@ -288,20 +308,27 @@ class Dispatcher:
         """Close the routing turn: wait for the broker's confirms, move the routing mark,
         release the lock. A database that went away meanwhile only leaves the mark behind:
         the next turn sends those deliveries again."""
-        scope, self._turn = self._turn_scope, None
+        scope, turn, self._turn = self._turn_scope, self._turn, None
         if scope is None:
             return
         self._turn_scope = None
-        if failure is not None:
-            await scope.__aexit__(type(failure), failure, failure.__traceback__)
-            return
         try:
-            await scope.__aexit__(None, None, None)
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            log.warning("could not close the routing turn (%s); its deliveries are sent "
-                        "again before the next batch", one_line(exc))  # fmt: skip
+            if failure is not None:
+                await scope.__aexit__(type(failure), failure, failure.__traceback__)
+                return
+            started = time.perf_counter()
+            try:
+                await scope.__aexit__(None, None, None)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("could not close the routing turn (%s); its deliveries are sent "
+                            "again before the next batch", one_line(exc))  # fmt: skip
+            else:
+                self.metrics.confirm_wait.observe(time.perf_counter() - started)
+        finally:
+            if turn is not None:
+                self.metrics.routing_lag.set(turn.lag)
 
     async def _one_by_one(self, valid: Sequence[Parsed]) -> None:
         """After a batch failed for a reason other than the database being away: find the
@@ -343,6 +370,7 @@ class Dispatcher:
         log.warning("dead-lettering message %s: %s", message.message_id or "-", reason)
         await publish_refused(self._dead_letter, message, reason)
         self.counters.dead_lettered += 1
+        self.metrics.dead_letter(reason)
 
     async def _settle(self, outcome: object) -> None:
         """Await an ack or nack; on a channel that died meanwhile it is moot (the broker has

@@ -15,6 +15,9 @@ class DispatcherSettings(Settings):
     # 0: a batch is what arrived while the previous one was written. Under load batches fill
     # by themselves; waiting for more only adds latency (docs/performance.md, "Dispatcher").
     dispatcher_batch_wait_ms: float = Field(default=0.0, ge=0)
+    # The port of the dispatcher's /metrics (Prometheus); 0: not served. Several dispatchers
+    # on one machine each need their own.
+    dispatcher_metrics_port: int = Field(default=0, ge=0, le=65535)
 
 
 @lru_cache(maxsize=1)

@@ -244,6 +244,7 @@ class RoutingTurn:
         self.failure: BaseException | None = None  # the first send that may not have arrived
         self._pending: list[tuple[int, Pending]] = []  # first seq of each send, its outcome
         self._last = 0  # every event up to here is sent (or was confirmed before the turn)
+        self._routed = 0  # the routing mark, as of the turn's start or its confirmed end
 
     async def start(self) -> None:
         async with self.conn.begin():
@@ -253,8 +254,15 @@ class RoutingTurn:
             routed = top if state.routed_seq is None else int(state.routed_seq)
             unrouted = await self.store.unrouted(self.conn, routed, top) if top > routed else []
         self._last = top
+        self._routed = routed
         self.rerouted = len(unrouted)
         await self._send(unrouted)
+
+    @property
+    def lag(self) -> int:
+        """Seqs committed above the routing mark (the log's head minus ``routed_seq``), as
+        this turn knows them: at its start, after its appends, after its confirmed end."""
+        return self._last - self._routed
 
     async def append(self, events: Sequence[LogEvent]) -> AppendResult:
         """Append like ``EventStore.append``, then send what it produced."""
@@ -301,5 +309,6 @@ class RoutingTurn:
         # before the lock is released.
         if self.failure is None:
             await raw.execute(statements.routed_and_unlock(self._last))
+            self._routed = self._last
         else:
             await raw.execute(statements.ROUTING_UNLOCK)

@@ -86,6 +86,7 @@ class Store:
         yield self
 
     rerouted = 0
+    lag = 0
 
     async def append(self, events: Sequence[Any]) -> AppendResult:
         if self.away:
