@@ -12,11 +12,17 @@ from dispatcher import database
 from producers.broker import connect
 from socket_edge.auth import Authenticator
 from socket_edge.settings import EdgeSettings
+from socket_edge.ws_protocol import DRAIN_MARGIN
 
 APP_FACTORY = "socket_edge.app:create_app"
 HTTP_PROTOCOL = "socket_edge.protocol:DeadlineHttpProtocol"
 WS_PROTOCOL = "socket_edge.ws_protocol:EdgeWebSocket"
-GRACEFUL_SHUTDOWN = 10
+
+
+def graceful_shutdown(settings: EdgeSettings) -> float:
+    """uvicorn's graceful shutdown timeout: the drain window and a margin. The protocol reads
+    its window back from it (``ws_protocol.drain_window``)."""
+    return settings.edge_drain_seconds + DRAIN_MARGIN
 
 
 async def preflight(settings: EdgeSettings) -> None:
@@ -54,8 +60,9 @@ def uvicorn_options(settings: EdgeSettings) -> dict[str, Any]:
         # Access logs would carry the query string, and with it a client's token.
         "access_log": False,
         "log_config": None,
-        # On SIGTERM: stop accepting, close every socket with 1012, exit within this.
-        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
+        # On SIGTERM: stop accepting, close the sockets with 1012 spread over
+        # EDGE_DRAIN_SECONDS (ws_protocol.Drain), exit within this.
+        "timeout_graceful_shutdown": graceful_shutdown(settings),
         "backlog": 4096,
         # With --workers, the supervisor restarts a worker that does not answer its health
         # check in time; a worker busy accepting thousands of sockets on a shared core needs

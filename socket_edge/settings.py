@@ -44,6 +44,14 @@ class EdgeSettings(Settings):
         description="seconds a user's or room's binding outlives its last local socket, for "
         "a quick return; 0: unbound at once",
     )
+    edge_drain_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=3_600,
+        description="on SIGTERM, the window over which the edge closes its sockets with 1012, "
+        "evenly spread, so that their clients reconnect elsewhere a few at a time; 0: all at "
+        "once",
+    )
     edge_catch_up_limit: int = Field(
         default=20_000,
         ge=1,

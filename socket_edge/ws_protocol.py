@@ -4,7 +4,8 @@ application and RFC 6455 to the client through the ``websockets`` sans-I/O state
 uvicorn hands an upgraded connection to the protocol class named by its ``ws`` option; the edge
 names this one. It does what uvicorn's own sans-I/O protocol does for the ASGI application
 (the handshake, the denial-response extension, frames both ways, keepalive pings, the closing
-handshake, a 1012 on shutdown), with what the edge holds tens of thousands of times made small:
+handshake, a 1012 on shutdown, here spread over the drain window: see ``Drain``), with what the
+edge holds tens of thousands of times made small:
 
 - ``__slots__`` instead of an instance dict of some forty attributes;
 - the messages for the application in a plain list, with one future while it waits, instead
@@ -36,6 +37,7 @@ import logging
 import os
 import random
 import struct
+import weakref
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
@@ -68,6 +70,52 @@ if not version_in("uvicorn", *UVICORN_CHECKED):
 CLOSE_TIMEOUT = 10.0  # after our close frame, how long the client has to answer it
 CLOSE_INVALID_DATA = 1007
 CLOSE_SERVICE_RESTART = 1012
+# uvicorn's graceful shutdown timeout is the drain window plus this (``server.py``): time for
+# the last sockets' sessions to end after their 1012, and for a loop that runs late.
+DRAIN_MARGIN = 10.0
+
+
+def drain_window(config: Any) -> float:
+    """The seconds over which a stopping server closes its sockets: the graceful shutdown
+    timeout the edge gave uvicorn, less ``DRAIN_MARGIN`` (``EDGE_DRAIN_SECONDS``, through
+    ``server.uvicorn_options``; the config travels to ``--workers`` processes with it). No
+    timeout, or one within the margin: no drain, every socket at once."""
+    timeout = getattr(config, "timeout_graceful_shutdown", None)
+    return max(0.0, float(timeout) - DRAIN_MARGIN) if timeout else 0.0
+
+
+class Drain:
+    """The 1012s of one server's sockets, spread evenly over the drain window.
+
+    uvicorn's shutdown closes its listening sockets, then calls ``shutdown()`` on every
+    connection in one loop: closing them all there would send every client of the edge to the
+    next edge in the same second, a reconnect storm of replays and binds. Instead, the first
+    ``shutdown()`` of a server plans the drain of every socket open at that moment: socket i of
+    N gets its 1012 at ``i * window / N`` seconds (the first at once, the last one step before
+    the window ends), each by a timer of the loop. Sockets keep their live frames until their
+    turn; their clients reconnect elsewhere with ``since`` and miss nothing. uvicorn waits for
+    its connections to be gone (within its graceful shutdown timeout, window + margin) before
+    the application's lifespan shuts down.
+    """
+
+    __slots__ = ("due", "start", "window")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, window: float, sockets: list[Any]) -> None:
+        self.start = loop.time()
+        self.window = window
+        step = window / len(sockets) if sockets else 0.0
+        self.due: dict[Any, float] = {
+            socket: self.start + i * step for i, socket in enumerate(sockets)
+        }
+
+    def delay(self, socket: Any, now: float) -> float:
+        """Seconds until ``socket``'s turn (0: now, or a socket the plan does not know)."""
+        due = self.due.pop(socket, None)
+        return 0.0 if due is None else max(0.0, due - now)
+
+
+# One drain per server (its ``server_state``), planned by its first ``shutdown()`` call.
+_DRAINS: weakref.WeakKeyDictionary[Any, Drain] = weakref.WeakKeyDictionary()
 
 
 class ClientGone(OSError):
@@ -209,7 +257,46 @@ class EdgeWebSocket(asyncio.Protocol):
                 self._frame(event)
 
     def shutdown(self) -> None:
-        """The server stops: a 1012 to an open socket, a 500 to a handshake under way."""
+        """The server stops: a 1012 to an open socket at its turn in the drain (``Drain``), a
+        500 to a handshake under way at once."""
+        if self._drainable():
+            delay = self._drain().delay(self, self.loop.time())
+            if delay > 0:
+                self.loop.call_later(delay, self._shutdown_now)
+                return
+        self._shutdown_now()
+
+    def _drainable(self) -> bool:
+        return (
+            self.accepted
+            and self._denial is None
+            and not self.close_sent
+            and not self.disconnected
+            and not self.transport.is_closing()
+        )
+
+    def _drain(self) -> Drain:
+        drain = _DRAINS.get(self.server_state)
+        if drain is None:
+            window = drain_window(self.config)
+            sockets = [
+                connection
+                for connection in self.server_state.connections
+                if isinstance(connection, EdgeWebSocket) and connection._drainable()
+            ]
+            drain = _DRAINS[self.server_state] = Drain(self.loop, window, sockets)
+            if sockets:
+                log.info(
+                    "closing %d sockets with %d over %.1f s",
+                    len(sockets),
+                    CLOSE_SERVICE_RESTART,
+                    window,
+                )
+        return drain
+
+    def _shutdown_now(self) -> None:
+        if self.disconnected:
+            return
         self._stop_keepalive()
         if self.close_sent:
             if self._close_timer is not None:
