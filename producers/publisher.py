@@ -26,11 +26,13 @@ from typing import TypeVar
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from prometheus_client import CollectorRegistry
 
 from producers import topology
 from producers.broker import connect
 from producers.envelope import Envelope, ReadEvent
 from producers.errors import PublishError
+from producers.metrics import producer_metrics
 from producers.settings import Settings, get_settings, redact
 
 log = logging.getLogger("notify.publisher")
@@ -94,8 +96,10 @@ class _Progress:
         self._timeout = timeout
         self._loop = asyncio.get_running_loop()
         self._moved_at = self._loop.time()
+        self.count = 0  # confirms so far
 
     def confirmed(self) -> None:
+        self.count += 1
         now = self._loop.time()
         if now - self._moved_at >= self._timeout / 10:
             self._stall.reschedule(now + self._timeout)
@@ -106,7 +110,9 @@ class Publisher:
     """A robust connection and a confirming channel, opened on first use.
 
     Safe to share between tasks of one event loop. Used from another event loop (a second
-    ``asyncio.run`` of a script), it opens a new connection there.
+    ``asyncio.run`` of a script), it opens a new connection there. Its metrics
+    (``notify_producer_*``, docs/metrics.md) go to ``registry``: prometheus-client's default
+    ``REGISTRY`` unless another is given.
     """
 
     def __init__(
@@ -115,7 +121,9 @@ class Publisher:
         name: str = "notify-producer",
         *,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        registry: CollectorRegistry | None = None,
     ) -> None:
+        self.metrics = producer_metrics(registry)
         self._given_settings = settings
         self._name = name
         self._max_in_flight = max_in_flight
@@ -143,6 +151,8 @@ class Publisher:
         batch = list(events)
         pending = [e if isinstance(e, Outgoing) else Outgoing.of(e) for e in batch]
         timeout = self.settings.publish_timeout
+        metrics = self.metrics
+        progress: _Progress | None = None
         try:
             async with asyncio.timeout(timeout) as stall:
                 progress = _Progress(stall, timeout)
@@ -150,8 +160,15 @@ class Publisher:
                     channel = await self._ready()
                     pending = await self._send(channel, pending, progress)
         except TimeoutError:
+            metrics.in_doubt.inc(len(pending))
             reason = self._timeout_reason(pending, len(batch), timeout)
             raise PublishTimeout(reason, [o.event_id for o in pending]) from None
+        except PublishError:
+            metrics.failed.inc(len(batch) - (progress.count if progress else 0))
+            raise
+        finally:
+            if progress is not None and progress.count:
+                metrics.confirmed.inc(progress.count)
         return batch
 
     async def _send(
@@ -190,6 +207,7 @@ class Publisher:
                 task.cancel()
         lost = [item for item in results if item is not None]
         if lost:
+            self.metrics.resends.inc(len(lost))
             log.warning(
                 "connection to RabbitMQ lost with %d of %d events unconfirmed; sending them "
                 "again once it is back",

@@ -32,6 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
+from prometheus_client import CollectorRegistry
 from pydantic import AwareDatetime
 
 from producers.catalog import CATALOG, Audience, CatalogEntry, NotificationType, Priority
@@ -281,8 +282,10 @@ class NotificationService(CatalogMethods):
         *,
         producer: str | None = None,
         settings: Settings | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
-        self.publisher = publisher or Publisher(settings)
+        # ``registry``: where a publisher made here counts (``Publisher``, docs/metrics.md).
+        self.publisher = publisher or Publisher(settings, registry=registry)
         self.producer = producer
 
     def build(
