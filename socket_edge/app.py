@@ -7,12 +7,12 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from producers.runner import setup_logging
-from socket_edge import http_errors, routes_api, routes_demo, routes_health
+from socket_edge import http_errors, metrics, routes_api, routes_demo, routes_health
 from socket_edge.edge import EdgeNode
 from socket_edge.guard import RestGuard
 from socket_edge.limits import origin_regex
@@ -36,6 +36,7 @@ def create_app(settings: EdgeSettings | None = None, node_id: str | None = None)
             yield
         finally:
             await edge.stop()
+            metrics.worker_exited()
 
     docs = settings.api_docs or settings.dev_mode
     app = FastAPI(
@@ -58,6 +59,14 @@ def create_app(settings: EdgeSettings | None = None, node_id: str | None = None)
             allow_headers=["Authorization", "Content-Type"],
         )
     app.include_router(routes_health.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        # A plain function: FastAPI runs it in a thread, off the event loop, since with
+        # --workers it reads every worker's files.
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
     app.include_router(routes_api.router)
     if settings.dev_mode:
         app.include_router(routes_demo.router)

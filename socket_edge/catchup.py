@@ -39,6 +39,7 @@ from dispatcher.records import Delivery, StoredNotification, notification_delive
 from dispatcher.store import rebuilt_delivery
 from producers import topology
 from socket_edge.connection import Connection, Stream
+from socket_edge.metrics import EdgeMetrics
 from socket_edge.registry import Registry
 from socket_edge.settings import EdgeSettings
 from socket_edge.sinks import OutFrame
@@ -56,6 +57,7 @@ class Node(Protocol):
     engine: AsyncEngine
     connections: set[Connection]
     registry: Registry[Connection]
+    metrics: EdgeMetrics
 
     @property
     def last_seq(self) -> int: ...
@@ -136,6 +138,7 @@ class CatchUp:
                 if self._drops != drops:
                     log.warning("broker connection lost again during the catch-up; holding the "
                                 "streams until it is back")  # fmt: skip
+                    node.metrics.catch_up("interrupted")
                     return
                 await self.run(deliveries, high_water)
             except asyncio.CancelledError:
@@ -144,8 +147,10 @@ class CatchUp:
                 if self._drops != drops:
                     log.warning("broker connection lost again during the catch-up (%s); "
                                 "holding the streams until it is back", exc)  # fmt: skip
+                    node.metrics.catch_up("interrupted")
                     return
                 log.exception("catch-up failed; closing sockets so that clients replay")
+                node.metrics.catch_up("failed")
                 await self._close_all()
             self._since = None
             self._holding = []
@@ -157,6 +162,7 @@ class CatchUp:
         if len(deliveries) > node.settings.edge_catch_up_limit:
             log.warning("catch-up of %d deliveries is too large; asking clients to replay",
                         len(deliveries))  # fmt: skip
+            node.metrics.catch_up("too_large")
             await self._close_all()
             return
         connections = tuple(node.connections)
@@ -179,6 +185,7 @@ class CatchUp:
             if connection.holds(key, stream):
                 connection.release(key, stream.high_water)
         node.advance(high_water)
+        node.metrics.catch_up("caught_up")
         log.info("caught up %d deliveries (%d frames) for %d sockets",
                  len(deliveries), reached, len(connections))  # fmt: skip
 

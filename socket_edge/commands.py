@@ -56,11 +56,18 @@ def check_port(host: str, port: int) -> None:
 @pass_settings(get_edge_settings)
 def edge(settings: EdgeSettings, host: str, port: int, workers: int) -> None:
     """Serve WebSocket clients and the REST API."""
+    from socket_edge.metrics import prepare_multiprocess
     from socket_edge.server import preflight, serve
 
     check_port(host, port)
     run(preflight(settings))
-    serve(settings, host, port, workers)
+    # With several workers on one port, any of them answers GET /metrics: they share their
+    # metrics through files in a directory of this run (socket_edge.metrics).
+    cleanup = prepare_multiprocess(workers)
+    try:
+        serve(settings, host, port, workers)
+    finally:
+        cleanup()
 
 
 @click.command()

@@ -26,6 +26,7 @@ from operator import itemgetter
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from producers import topology
+from socket_edge import metrics as edge_metrics
 from socket_edge.sinks import OutFrame, Sink, sink_for
 
 log = logging.getLogger("notify.edge")
@@ -165,6 +166,11 @@ class Connection:
         return self._sink.kind
 
     @property
+    def buffered_bytes(self) -> int:
+        """Bytes written to the socket that the client has not taken yet."""
+        return self._sink.buffered()
+
+    @property
     def held_frames(self) -> int:
         return sum(len(s.held) for s in self._streams.values())
 
@@ -208,12 +214,19 @@ class Connection:
             stream.held.append((seq, frame))
             return True
         if seq > stream.high_water:
-            self.send(frame)
+            self.write(frame)
             return True
         return False
 
     def send(self, frame: OutFrame) -> None:
-        """Send without waiting; a client too far behind is closed with 1013."""
+        """Send a control frame (counted as such in the metrics) without waiting; a client
+        too far behind is closed with 1013."""
+        edge_metrics.shared().sent_control.inc()
+        self.write(frame)
+
+    def write(self, frame: OutFrame) -> None:
+        """Send without waiting, uncounted (the caller counts its frames once for all the
+        sockets it writes to); a client too far behind is closed with 1013."""
         if self.state is State.CLOSED:
             return
         if not self._sink.write(frame):
@@ -228,6 +241,7 @@ class Connection:
         if self._closing is not None:
             return
         log.warning("closing %r: it does not read its frames (slow consumer)", self)
+        edge_metrics.shared().slow_consumer_closes.inc()
         self._close_later(CLOSE_TRY_AGAIN_LATER, "slow consumer: reconnect to resume")
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from producers.envelope import (
 )
 from producers.publisher import Publisher
 from socket_edge import frames
+from socket_edge import metrics as edge_metrics
 from socket_edge.auth import Authenticator
 from socket_edge.broker import Delivery, EdgeBroker
 from socket_edge.catchup import CatchUp
@@ -51,6 +52,9 @@ from socket_edge.sinks import OutFrame
 log = logging.getLogger("notify.edge")
 
 SEEN_WINDOW = 65_536
+# How a read sync's frame (``dispatcher.records``) begins: told from a notification by its
+# first bytes, once per delivery, for the metrics.
+READ_FRAME = '{"type":"read"'
 
 
 # An event the edge publishes on a client's behalf: a broadcast, or a read.
@@ -117,6 +121,8 @@ class EdgeNode:
             self.report,
             self.describe_user_connections,
         )
+        self.metrics = edge_metrics.shared()
+        self.sampler = edge_metrics.Sampler(self, self.metrics)
         self.accepted_total = 0
         self.frames_sent = 0
         self.broadcasts = 0
@@ -131,9 +137,11 @@ class EdgeNode:
         )
         self.receipts.start()
         await self.cluster.start()
+        self.sampler.start()
         log.info("edge node %s consuming %s", self.node_id, self.broker.queue_name)
 
     async def stop(self) -> None:
+        await self.sampler.stop()
         await self.registry.close()
         await self.cluster.stop()
         await self.receipts.stop()
@@ -170,6 +178,15 @@ class EdgeNode:
     ) -> None:
         broadcast = key == topology.BROADCAST_KEY
         sent = 0
+        metrics = self.metrics
+        if broadcast:
+            counter = metrics.sent_broadcast
+        elif frame.text.startswith(READ_FRAME):
+            counter = metrics.sent_read
+        elif topology.is_user_key(key):
+            counter = metrics.sent_notification
+        else:
+            counter = metrics.sent_room
         if broadcast or topology.is_user_key(key):
             # Personal and broadcast notifications have per-user state: note who got it.
             reached: set[str] = set()
@@ -184,6 +201,8 @@ class EdgeNode:
             for connection in targets:
                 sent += connection.deliver(key, seq, frame)
         self.frames_sent += sent
+        if sent:
+            counter.inc(sent)
 
     async def rebind(self) -> int:
         """Bind every key with local members again (the broker connection was restored)."""
@@ -198,9 +217,13 @@ class EdgeNode:
         return self._seen.add(seq)
 
     def _relay_locally(self, key: str, frame: OutFrame, origin: str | None) -> None:
+        sent = 0
         for connection in tuple(self.registry.members(key)):
             if connection.connection_id != origin:
-                connection.send(frame)
+                connection.write(frame)
+                sent += 1
+        if sent:
+            self.metrics.sent_room.inc(sent)
 
     # -- sockets ---------------------------------------------------------------------------
 
@@ -208,6 +231,7 @@ class EdgeNode:
         """Register a socket and bind its user's key; returns once live frames reach it."""
         self.connections.add(connection)
         self.accepted_total += 1
+        self.metrics.accepted.inc()
         await self._add(connection.user_key, connection)
 
     async def detach(self, connection: Connection) -> None:
@@ -254,6 +278,7 @@ class EdgeNode:
     def refuse(self, code: str) -> None:
         """Count a refusal (an unauthenticated or forbidden call, a limit hit), by its code."""
         self.refusals[code] += 1
+        self.metrics.refusal(code)
 
     def report(self, leaving: bool = False) -> NodeReport:
         """This node's counts, users and rooms as of now, for the other nodes."""
@@ -286,6 +311,16 @@ class EdgeNode:
             for key in self.registry.active_keys()
             if topology.is_room_key(key)
         }
+
+    def counts(self) -> tuple[int, int]:
+        """How many users and rooms have local sockets (for the metrics' sampler)."""
+        users = rooms = 0
+        for key in self.registry.active_keys():
+            if topology.is_user_key(key):
+                users += 1
+            elif topology.is_room_key(key):
+                rooms += 1
+        return users, rooms
 
     def users(self) -> list[str]:
         prefix = len(topology.USER_PREFIX)

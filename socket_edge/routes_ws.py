@@ -32,6 +32,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from dispatcher.failures import broker_cancelled, is_transient, one_line
 from producers.envelope import ID_RULE, SEQ_MAX, is_identifier
 from socket_edge import frames
+from socket_edge import metrics as edge_metrics
 from socket_edge.auth import (
     LEEWAY_SECONDS,
     SUBPROTOCOL,
@@ -133,9 +134,11 @@ class SocketEndpoints:
             query = QueryParams(scope["query_string"])
             params = session_params(scope["path"], query)
         except BadParameter as exc:
+            edge_metrics.shared().refused.inc()
             await websocket.send_denial_response(error_response(400, "invalid_parameter", str(exc)))
             return
         if params is None:  # the application serves no other WebSocket path
+            edge_metrics.shared().refused.inc()
             message = f"no WebSocket endpoint here: use {CONNECT_PATH} or {NOTIFICATIONS_PREFIX}ID"
             await websocket.send_denial_response(error_response(404, "not_found", message))
             return
@@ -191,6 +194,7 @@ async def run_session(
         principal, subprotocol = admit(edge, websocket, query, user_id)
     except AuthError as refusal:
         edge.refuse(refusal.code)
+        edge.metrics.refused.inc()
         headers = {"Retry-After": "1"} if refusal.status == 429 else None
         response = error_response(refusal.status, refusal.code, refusal.reason, headers)
         await websocket.send_denial_response(response)
@@ -200,10 +204,14 @@ async def run_session(
     await websocket.accept(subprotocol=subprotocol)
     if len(edge.connections) >= settings.websocket_max_connections:
         edge.refuse("connection_limit")
+        edge.metrics.refused.inc()
+        edge.metrics.closed(CLOSE_TRY_AGAIN_LATER)
         await websocket.close(CLOSE_TRY_AGAIN_LATER, "connection limit reached: try again later")
         return
     if len(edge.user_connections(user_id)) >= settings.websocket_max_connections_per_user:
         edge.refuse("user_connection_limit")
+        edge.metrics.refused.inc()
+        edge.metrics.closed(CLOSE_TRY_AGAIN_LATER)
         await websocket.close(CLOSE_TRY_AGAIN_LATER, "too many connections for this user")
         return
     connection = Connection(
@@ -215,10 +223,12 @@ async def run_session(
     )
     # Admitted up to the verifier's leeway past exp, so closed at the same moment.
     connection.close_at(principal.expires_at + LEEWAY_SECONDS, CLOSE_POLICY, "token expired")
+    client_code: int | None = None  # the close code of a client that ended the session
     try:
         await replay_then_go_live(edge, connection, since)
         await receive_loop(ClientSession(edge, connection, principal, bidirectional))
     except WebSocketDisconnect as exc:
+        client_code = exc.code
         if exc.code == CLOSE_ABNORMAL:
             log.info("%r lost: the connection ended without a close frame", connection)
         elif exc.code not in NORMAL_CLOSES:
@@ -236,8 +246,11 @@ async def run_session(
             log.exception("session of %r failed", connection)
             await connection.close(CLOSE_SERVER_ERROR, "server error: reconnect")
     finally:
+        # The server's code if it closed the socket first, else the client's.
+        code = connection.close_code if connection.close_code is not None else client_code
         await edge.detach(connection)
         await connection.close()
+        edge.metrics.closed(code if code is not None else connection.close_code)
 
 
 async def unavailable(connection: Connection, service: str, exc: BaseException) -> None:
@@ -250,6 +263,7 @@ async def unavailable(connection: Connection, service: str, exc: BaseException) 
 async def replay_then_go_live(edge: EdgeNode, connection: Connection, since: int | None) -> None:
     """The handover of invariant 4: bind, then read the snapshot, then release live frames."""
     key = connection.user_key
+    started = time.perf_counter()
     connection.hold(key)
     await edge.attach(connection)
     connection.send(edge.established(connection))
@@ -263,6 +277,11 @@ async def replay_then_go_live(edge: EdgeNode, connection: Connection, since: int
             )
         )
     )
+    metrics = edge.metrics
+    metrics.replay_seconds.observe(time.perf_counter() - started)
+    metrics.replay_frames.observe(len(replay.frames))
+    metrics.sent_replay.inc(len(replay.frames))
+    metrics.sent_control.inc()  # replay_complete
     edge.catch_up.release(connection, key, replay.high_water)
     for seq in replay.seqs:
         edge.receipts.add((connection.user_id,), seq)

@@ -59,6 +59,9 @@ class Sink(Protocol):
     async def write_paced(self, frame: OutFrame) -> None:
         """Queue a frame, waiting while the client's buffer is full."""
 
+    def buffered(self) -> int:
+        """Bytes queued and not yet taken by the client (the metrics' sampler)."""
+
     async def stop(self) -> None: ...
 
 
@@ -97,6 +100,9 @@ class TransportSink:
         if self._protocol.is_open():
             self._transport.write(frame.wire)
 
+    def buffered(self) -> int:
+        return int(self._transport.get_write_buffer_size())
+
     async def stop(self) -> None:
         return None
 
@@ -130,6 +136,9 @@ class AsgiSink:
         self._queue.put_nowait(frame)
         if self._queued > self._limit:
             self._room.clear()
+
+    def buffered(self) -> int:
+        return self._queued
 
     async def _write(self) -> None:
         try:

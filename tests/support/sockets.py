@@ -34,5 +34,8 @@ class RecordingSink:
     async def write_paced(self, frame: OutFrame) -> None:
         self.sent.append(frame.text)
 
+    def buffered(self) -> int:
+        return 0
+
     async def stop(self) -> None:
         return None
