@@ -60,6 +60,7 @@ from dispatcher.store import AppendResult, EventStore, RoutingTurn
 from producers import topology
 from producers.broker import connect
 from producers.envelope import EnvelopeError, Event, parse_event
+from producers.logs import context
 from producers.settings import redact
 
 log = logging.getLogger("notify.dispatcher")
@@ -301,6 +302,14 @@ class Dispatcher:
             result.duplicates,
             metrics.oldest([e.occurred_at for e in events]),
         )
+        if log.isEnabledFor(logging.DEBUG):
+            for stored in result.applied.notifications:
+                log.debug(
+                    "stored event %s at seq %d",
+                    stored.event_id,
+                    stored.seq,
+                    extra=context(event_id=stored.event_id, seq=stored.seq),
+                )
         self._turn_batches += 1
         return result
 
@@ -362,12 +371,18 @@ class Dispatcher:
             event.event_id,
             reason,
             self.settings.dispatcher_delivery_limit,
+            extra=context(event_id=event.event_id),
         )
         await self._settle(message.nack(requeue=True))
 
     async def _dead_letter_one(self, message: Message, reason: str) -> None:
         assert self._dead_letter is not None
-        log.warning("dead-lettering message %s: %s", message.message_id or "-", reason)
+        log.warning(
+            "dead-lettering message %s: %s",
+            message.message_id or "-",
+            reason,
+            extra=context(event_id=message.message_id),
+        )
         await publish_refused(self._dead_letter, message, reason)
         self.counters.dead_lettered += 1
         self.metrics.dead_letter(reason)

@@ -32,6 +32,7 @@ from producers import topology
 from producers.broker import connect
 from producers.envelope import Envelope, ReadEvent
 from producers.errors import PublishError
+from producers.logs import context
 from producers.metrics import producer_metrics
 from producers.settings import Settings, get_settings, redact
 
@@ -149,7 +150,7 @@ class Publisher:
         if the broker refuses one (the others are then not waited for).
         """
         batch = list(events)
-        pending = [e if isinstance(e, Outgoing) else Outgoing.of(e) for e in batch]
+        pending = outgoing = [e if isinstance(e, Outgoing) else Outgoing.of(e) for e in batch]
         timeout = self.settings.publish_timeout
         metrics = self.metrics
         progress: _Progress | None = None
@@ -169,6 +170,14 @@ class Publisher:
         finally:
             if progress is not None and progress.count:
                 metrics.confirmed.inc(progress.count)
+        if log.isEnabledFor(logging.DEBUG):
+            for item in outgoing:
+                log.debug(
+                    "published event %s (%s): confirmed",
+                    item.event_id,
+                    item.routing_key,
+                    extra=context(event_id=item.event_id, event_type=item.routing_key),
+                )
         return batch
 
     async def _send(

@@ -55,12 +55,17 @@ class _OneLine(logging.Filter):
 
 
 def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """Log to stderr at ``level``, as text lines or, with ``LOG_FORMAT=json``, one JSON
+    object a line (``producers.logs``)."""
+    from producers.logs import formatter, log_format
+
+    try:
+        kind = log_format()
+    except ValueError as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from None
+    logging.basicConfig(level=level.upper(), stream=sys.stderr)
     for handler in logging.getLogger().handlers:
+        handler.setFormatter(formatter(kind))
         handler.addFilter(_OneLine())
     for name in (*_OneLine.PREFIXES, "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)

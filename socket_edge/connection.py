@@ -26,6 +26,7 @@ from operator import itemgetter
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from producers import topology
+from producers.logs import context
 from socket_edge import metrics as edge_metrics
 from socket_edge.sinks import OutFrame, Sink, sink_for
 
@@ -240,7 +241,11 @@ class Connection:
     def _overflow(self) -> None:
         if self._closing is not None:
             return
-        log.warning("closing %r: it does not read its frames (slow consumer)", self)
+        log.warning(
+            "closing %r: it does not read its frames (slow consumer)",
+            self,
+            extra=context(connection_id=self.connection_id),
+        )
         edge_metrics.shared().slow_consumer_closes.inc()
         self._close_later(CLOSE_TRY_AGAIN_LATER, "slow consumer: reconnect to resume")
 

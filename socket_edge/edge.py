@@ -20,6 +20,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
+import orjson
 from aio_pika.exceptions import AMQPError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -34,6 +35,7 @@ from producers.envelope import (
     ReadEventType,
     new_event_id,
 )
+from producers.logs import context
 from producers.publisher import Publisher
 from socket_edge import frames
 from socket_edge import metrics as edge_metrics
@@ -203,6 +205,15 @@ class EdgeNode:
         self.frames_sent += sent
         if sent:
             counter.inc(sent)
+        if log.isEnabledFor(logging.DEBUG):
+            event_id = _event_id(frame.text)
+            log.debug(
+                "delivered event %s (seq %d) to %d sockets",
+                event_id,
+                seq,
+                sent,
+                extra=context(event_id=event_id, seq=seq, count=sent),
+            )
 
     async def rebind(self) -> int:
         """Bind every key with local members again (the broker connection was restored)."""
@@ -338,6 +349,15 @@ class EdgeNode:
     @property
     def ready(self) -> bool:
         return self.broker.connected
+
+
+def _event_id(text: str) -> str | None:
+    """The event id of a delivery's frame (its ``id``; a read sync has none)."""
+    try:
+        found = orjson.loads(text).get("id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None
 
 
 class RecentSeqs:

@@ -31,6 +31,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from dispatcher.failures import broker_cancelled, is_transient, one_line
 from producers.envelope import ID_RULE, SEQ_MAX, is_identifier
+from producers.logs import context
 from socket_edge import frames
 from socket_edge import metrics as edge_metrics
 from socket_edge.auth import (
@@ -230,9 +231,18 @@ async def run_session(
     except WebSocketDisconnect as exc:
         client_code = exc.code
         if exc.code == CLOSE_ABNORMAL:
-            log.info("%r lost: the connection ended without a close frame", connection)
+            log.info(
+                "%r lost: the connection ended without a close frame",
+                connection,
+                extra=context(connection_id=connection.connection_id),
+            )
         elif exc.code not in NORMAL_CLOSES:
-            log.info("%r closed by the client with code %s", connection, exc.code)
+            log.info(
+                "%r closed by the client with code %s",
+                connection,
+                exc.code,
+                extra=context(connection_id=connection.connection_id),
+            )
     except asyncio.CancelledError as exc:
         if not broker_cancelled(exc):
             raise
@@ -243,7 +253,11 @@ async def run_session(
         if is_transient(exc):
             await unavailable(connection, "PostgreSQL", exc)
         else:
-            log.exception("session of %r failed", connection)
+            log.exception(
+                "session of %r failed",
+                connection,
+                extra=context(connection_id=connection.connection_id),
+            )
             await connection.close(CLOSE_SERVER_ERROR, "server error: reconnect")
     finally:
         # The server's code if it closed the socket first, else the client's.
@@ -256,7 +270,13 @@ async def run_session(
 async def unavailable(connection: Connection, service: str, exc: BaseException) -> None:
     """A service went away under the session (a restart): one line, not a traceback per
     socket, and the client reconnects."""
-    log.info("%r closed: %s unavailable (%s)", connection, service, one_line(exc))
+    log.info(
+        "%r closed: %s unavailable (%s)",
+        connection,
+        service,
+        one_line(exc),
+        extra=context(connection_id=connection.connection_id),
+    )
     await connection.close(CLOSE_SERVER_ERROR, f"{service} unavailable: reconnect")
 
 
