@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dispatcher import statements
@@ -103,18 +101,15 @@ class Projector:
             stored.append(StoredNotification.from_envelope(entry.event, entry.seq))
         if not stored:
             return []
-        columns: list[list[Any]] = [[] for _ in range(15)]
-        for notification, entry in zip(stored, logged, strict=True):
-            row = notification.projection_row()
-            row["data"] = orjson.dumps(row["data"]).decode()
-            for column, value in zip(columns, (*row.values(), entry.recorded_at), strict=True):
-                column.append(value)
-        await self.conn.exec_driver_sql(statements.INSERT_NOTIFICATIONS, tuple(columns))
-        personal = [n for n in stored if n.user_id is not None]
+        notification_rows = statements.rows(
+            (*notification.projection_row().values(), entry.recorded_at)
+            for notification, entry in zip(stored, logged, strict=True)
+        )
+        await self.conn.exec_driver_sql(statements.INSERT_NOTIFICATIONS, (notification_rows,))
+        personal = [(n.user_id, n.seq) for n in stored if n.user_id is not None]
         if personal:
             await self.conn.exec_driver_sql(
-                statements.INSERT_RECIPIENTS,
-                ([n.user_id for n in personal], [n.seq for n in personal]),
+                statements.INSERT_RECIPIENTS, (statements.rows(personal),)
             )
         return stored
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
+import orjson
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -202,16 +203,11 @@ class EventStore:
         """The statements of one append, on a connection whose transaction the caller commits
         (tests delay that commit to prove the lock keeps readers from skipping a row)."""
         await conn.exec_driver_sql(statements.APPEND_LOCK)
-        inserted = await conn.exec_driver_sql(
-            statements.INSERT_LOG,
-            (
-                [e.event_id for e in entries],
-                [e.event_type for e in entries],
-                [e.occurred_at for e in entries],
-                [e.producer for e in entries],
-                [e.payload for e in entries],
-            ),
+        log_rows = statements.rows(
+            (e.event_id, e.event_type, e.occurred_at, e.producer, orjson.Fragment(e.payload))
+            for e in entries
         )
+        inserted = await conn.exec_driver_sql(statements.INSERT_LOG, (log_rows,))
         by_id = {e.event_id: e.event for e in entries}
         logged = [
             Logged(seq=row.seq, recorded_at=row.recorded_at, event=by_id[row.event_id])
