@@ -18,7 +18,7 @@ import aio_pika
 import httpx
 import orjson
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # PyYAML, which uvicorn[standard] brings
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import InvalidStatus
