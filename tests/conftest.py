@@ -53,6 +53,9 @@ def process_env(services: Services) -> dict[str, str]:
         # of their own, on edges started with the defaults.
         "WEBSOCKET_HANDSHAKES_PER_SECOND": "100000",
         "WEBSOCKET_CLIENT_FRAMES_PER_SECOND": "100000",
+        # A SIGTERM'd edge closes its sockets over this window: short, to keep the suite fast
+        # (tests/e2e/test_drain.py measures the drain with a window of its own).
+        "EDGE_DRAIN_SECONDS": "1",
         "LOG_LEVEL": "info",
     }
 

@@ -42,6 +42,9 @@ def process_env(database_url: str, amqp_url: str) -> dict[str, str]:
         "WEBSOCKET_HANDSHAKES_PER_SECOND": "100000",
         "WEBSOCKET_CLIENT_FRAMES_PER_SECOND": "100000",
         "WEBSOCKET_SEND_BUFFER": str(SEND_BUFFER),
+        # A SIGTERM'd edge drains its sockets over this window (exit within it + 10 s): short,
+        # so that the edge_term fault ends within the harness's stop timeout.
+        "EDGE_DRAIN_SECONDS": "2",
         "LOG_LEVEL": "info",
     }
 
