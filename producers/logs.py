@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,36 @@ def context(**fields: object) -> dict[str, Any]:
         name: value if isinstance(value, int | str) or value is None else str(value)
         for name, value in fields.items()
     }
+
+
+# A JWT (three base64url parts, the first an encoded JSON object), the value of a ``token``
+# query parameter, and what follows ``Bearer`` (a header) or ``bearer.`` (a subprotocol).
+_SECRETS = re.compile(
+    r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"
+    r"|(?<=[?&]token=)[^&\s\"']+"
+    r"|(?<=[Bb]earer )[^\s,\"']+"
+    r"|(?<=bearer\.)[^\s,\"']+"
+)
+_HINTS = ("eyJ", "token=", "earer")
+
+
+def redact(text: str) -> str:
+    """``text`` with every token in it replaced by ``[redacted]``."""
+    if not any(hint in text for hint in _HINTS):
+        return text
+    return _SECRETS.sub("[redacted]", text)
+
+
+class Redact(logging.Filter):
+    """Takes tokens out of every line, whoever logs it: a library's debug lines (the
+    WebSocket state machine's request line carries the query string) included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean is not message:
+            record.msg, record.args = clean, ()
+        return True
 
 
 class JsonFormatter(logging.Formatter):

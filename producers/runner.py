@@ -57,7 +57,7 @@ class _OneLine(logging.Filter):
 def setup_logging(level: str) -> None:
     """Log to stderr at ``level``, as text lines or, with ``LOG_FORMAT=json``, one JSON
     object a line (``producers.logs``)."""
-    from producers.logs import formatter, log_format
+    from producers.logs import Redact, formatter, log_format
 
     try:
         kind = log_format()
@@ -67,6 +67,7 @@ def setup_logging(level: str) -> None:
     for handler in logging.getLogger().handlers:
         handler.setFormatter(formatter(kind))
         handler.addFilter(_OneLine())
+        handler.addFilter(Redact())
     for name in (*_OneLine.PREFIXES, "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
