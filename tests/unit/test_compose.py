@@ -106,7 +106,7 @@ def test_the_edges_trust_nginx_alone_and_outlast_their_drain() -> None:
         assert "ports" not in edge, f"{name} is reached through nginx only"
         drain = float(edge["environment"]["EDGE_DRAIN_SECONDS"])
         grace = int(re.fullmatch(r"(\d+)s", edge["stop_grace_period"])[1])  # type: ignore[index]
-        assert grace >= drain + 10, f"{name}: Docker would SIGKILL it during its drain"
+        assert grace >= drain + 20, f"{name}: Docker would SIGKILL it during its drain"
         assert "/readyz" in " ".join(edge["healthcheck"]["test"])
     for name in ("dispatcher-1", "dispatcher-2"):
         assert SERVICES[name]["environment"]["DISPATCHER_METRICS_PORT"] == "9100"
