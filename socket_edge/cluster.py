@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -133,7 +133,9 @@ class Cluster:
 
     async def _publish_report(self, leaving: bool = False) -> None:
         assert self._stats is not None
-        body = orjson.dumps(asdict(self._own_report(leaving)))
+        # orjson writes the dataclass itself: dataclasses.asdict would copy every user id of
+        # the report first, tens of milliseconds with the event loop stopped at 10,000 users.
+        body = orjson.dumps(self._own_report(leaving))
         await self._stats.publish(aio_pika.Message(body, expiration=self.interval * 2), "")
 
     async def _on_report(self, message: AbstractIncomingMessage) -> None:

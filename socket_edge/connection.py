@@ -69,6 +69,7 @@ class Connection:
         "_closing",
         "_expiry",
         "_hold_limit",
+        "_holding",
         "_sink",
         "_streams",
         "app_version",
@@ -95,6 +96,7 @@ class Connection:
         send_buffer: int,
         hold_limit: int = 10_000,
         sink: Sink | None = None,
+        holding: set[Connection] | None = None,
     ) -> None:
         self.websocket = websocket
         self.user_id = user_id
@@ -110,6 +112,9 @@ class Connection:
         self.close_code: int | None = None
         self._sink = sink or sink_for(websocket, send_buffer)
         self._hold_limit = hold_limit
+        # The node's set of sockets with a stream in HOLDING: its count of held frames reads
+        # these few instead of every socket.
+        self._holding: set[Connection] = holding if holding is not None else set()
         self._streams: dict[str, Stream] = {}
         self.registered: set[str] = set()  # the registry keys this socket is a member of
         self._closing: asyncio.Task[None] | None = None
@@ -143,6 +148,8 @@ class Connection:
         previous = self._streams.get(key)
         high_water = previous.high_water if previous is not None and keep_high_water else 0
         stream = self._streams[key] = Stream(StreamState.HOLDING, high_water)
+        if self.state is State.OPEN:
+            self._holding.add(self)
         return stream
 
     def keep_held(self, key: str, high_water: int) -> Stream:
@@ -181,6 +188,7 @@ class Connection:
     def open_live(self, key: str) -> None:
         """Start a stream LIVE with no replay: every frame from now on is sent."""
         self._streams[key] = Stream()
+        self._holding_changed()
 
     def release(self, key: str, high_water: int) -> None:
         """End the replay of a stream: send the held frames newer than its snapshot, in seq
@@ -190,6 +198,7 @@ class Connection:
             raise IllegalTransition(f"release of {key} expects a HOLDING stream")
         held, stream.held, stream.state = stream.held, [], StreamState.LIVE
         stream.high_water = max(stream.high_water, high_water)
+        self._holding_changed()
         held.sort(key=itemgetter(0))
         previous = None
         for seq, frame in held:
@@ -199,6 +208,11 @@ class Connection:
 
     def drop(self, key: str) -> None:
         self._streams.pop(key, None)
+        self._holding_changed()
+
+    def _holding_changed(self) -> None:
+        if not any(stream.state is _HOLDING for stream in self._streams.values()):
+            self._holding.discard(self)
 
     # -- frames ----------------------------------------------------------------------------
 
@@ -258,6 +272,7 @@ class Connection:
         self.state = State.CLOSED
         self.close_code = code
         self._streams.clear()
+        self._holding.discard(self)
         if self._expiry is not None:
             self._expiry.cancel()
         await self._sink.stop()

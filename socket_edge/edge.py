@@ -94,6 +94,7 @@ class EdgeNode:
         self.broker = EdgeBroker(settings.amqp_url, self.node_id)
         self.registry: Registry[Connection] = Registry(self.broker, settings.edge_key_linger)
         self.connections: set[Connection] = set()
+        self.holding: set[Connection] = set()  # those with a stream in HOLDING
         # A small fixed pool for the receipts, the catch-up and the admin reads; replays have
         # their own (ReplayReader). Without a ping before each checkout: a connection
         # PostgreSQL dropped fails one query, and the pool throws its older ones away with it.
@@ -300,7 +301,7 @@ class EdgeNode:
             accepted_total=self.accepted_total,
             frames_sent=self.frames_sent,
             broadcasts=self.broadcasts,
-            held_frames=sum(c.held_frames for c in self.connections),
+            held_frames=sum(c.held_frames for c in self.holding),
             users=self.users(),
             rooms=self.rooms(),
             refusals=dict(self.refusals),

@@ -221,6 +221,7 @@ async def run_session(
         device_type=device_type,
         app_version=app_version,
         send_buffer=settings.websocket_send_buffer,
+        holding=edge.holding,
     )
     # Admitted up to the verifier's leeway past exp, so closed at the same moment.
     connection.close_at(principal.expires_at + LEEWAY_SECONDS, CLOSE_POLICY, "token expired")

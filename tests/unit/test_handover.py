@@ -136,3 +136,48 @@ async def test_nothing_is_sent_after_close() -> None:
     assert conn.deliver(USER, 1, f("late")) is False
     conn.send(f("later"))
     assert sink.sent == []
+
+
+@pytest.mark.parametrize("seed", range(30))
+async def test_the_nodes_set_of_holding_sockets_follows_every_transition(seed: int) -> None:
+    """The node counts held frames over the sockets in its holding set only: whatever a socket
+    goes through, it is in the set exactly while one of its streams is HOLDING, and the count
+    over the set equals the count over every socket."""
+    rng = random.Random(seed)
+    holding: set[Connection] = set()
+    conns = []
+    for i in range(4):
+        conn = Connection(
+            FakeWebSocket(),  # type: ignore[arg-type]
+            f"u{i}",
+            device_type="test",
+            app_version=None,
+            send_buffer=1 << 20,
+            sink=RecordingSink(1 << 20),
+            holding=holding,
+        )
+        conns.append(conn)
+    keys = [USER, ROOM, "room.tour_2"]
+    seq = 0
+    for _ in range(200):
+        conn, key = rng.choice(conns), rng.choice(keys)
+        step = rng.randrange(7)
+        if step == 0:
+            conn.hold(key, keep_high_water=rng.random() < 0.5)
+        elif step == 1 and conn.holding(key):
+            conn.release(key, high_water=rng.randint(0, seq))
+        elif step == 2:
+            conn.open_live(key)
+        elif step == 3:
+            conn.drop(key)
+        elif step == 4 and rng.random() < 0.1:
+            await conn.close()
+        else:
+            seq += 1
+            conn.deliver(key, seq, f(str(seq)))
+        for c in conns:
+            expected = c.state is State.OPEN and any(c.holding(k) for k in keys)
+            assert (c in holding) == expected
+        assert sum(c.held_frames for c in holding) == sum(
+            c.held_frames for c in conns if c.state is State.OPEN
+        )
