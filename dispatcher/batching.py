@@ -11,9 +11,10 @@ before (``dispatcher.routing.tap``).
 Below that, ``FrameReader`` takes the place of aiormq's frame receiver in the dispatcher's
 process (``read_frames_in_bulk``): it reads what the socket has in one call and cuts frames
 out of it, and decodes the frames a dispatcher gets most (``Basic.Deliver``, ``Basic.Ack``,
-body frames) with fixed layouts into the same pamqp objects pamqp makes of them; any other
-frame is decoded by pamqp. tests/unit/test_delivery_frames.py holds it to pamqp's decoding,
-and tests/integration/test_dependency_contracts.py to what aiormq's connection expects of it.
+content headers without a timestamp, body frames) with fixed layouts into the same pamqp
+objects pamqp makes of them; any other frame is decoded by pamqp. It is an aiormq internal:
+tests/unit/test_delivery_frames.py holds it to pamqp's decoding and to aiormq's receiver, and
+tests/integration/test_dispatcher_contracts.py checks what aiormq's connection expects of it.
 
 ``Inbox`` holds the received messages in arrival order and cuts them into batches: at ``limit``
 messages, or ``wait`` seconds after the first one, whichever comes first.

@@ -24,7 +24,8 @@ That reaches into aiormq's channel (``delivery_tag``, ``confirmations``, ``write
 ``lock``, ``frames``) and into how its connection hands a channel its frames, which is not its
 public API: the dispatcher refuses to start with an aiormq outside the versions it was checked
 against (``AIORMQ_CHECKED``, matching the pin in pyproject.toml), and
-tests/integration/test_dependency_contracts.py checks each of them on a real channel.
+tests/integration/test_dependency_contracts.py and test_dispatcher_contracts.py check each of
+them on a real channel.
 """
 
 from __future__ import annotations
