@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from producers.errors import DatabaseUnavailable, NotifyError
 from producers.outbox import TABLE, outbox_table
 from producers.publisher import Outgoing, Publisher
+from producers.waiting import wait_event
 
 log = logging.getLogger("notify.outbox")
 
@@ -151,7 +152,4 @@ class OutboxRelay:
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     """Wait ``seconds``, or less if ``stop`` is set meanwhile."""
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        return
+    await wait_event(stop, seconds)

@@ -27,6 +27,7 @@ from aio_pika.exceptions import AMQPError
 
 from dispatcher.records import timestamp
 from producers import topology
+from producers.waiting import within
 
 log = logging.getLogger("notify.edge")
 
@@ -178,7 +179,7 @@ class Cluster:
             for _ in range(others):
                 remaining = deadline - asyncio.get_running_loop().time()
                 try:
-                    answers.extend(await asyncio.wait_for(inbox.get(), max(remaining, 0)))
+                    answers.extend(await within(inbox.get(), max(remaining, 0)))
                 except TimeoutError:
                     break
         finally:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterable
 
 from dispatcher.store import EventStore
+from producers.waiting import wait_event
 
 log = logging.getLogger("notify.edge")
 
@@ -39,8 +40,7 @@ class ReceiptRecorder:
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+            await wait_event(self._wake, self.interval)
             self._wake.clear()
             await self.flush()
 

@@ -22,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Collection, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
+
+from producers.waiting import wait_event
 
 log = logging.getLogger("notify.edge")
 
@@ -57,6 +59,8 @@ class Registry(Generic[M]):
         self._binder = binder
         self.linger = linger
         self._entries: dict[str, _Entry[M]] = {}
+        # Keys with members, by kind (what comes before the key's first dot: user, room).
+        self.active: Counter[str] = Counter()
         # Bound keys without members, by the loop time they became so, oldest first.
         self._idle: OrderedDict[str, float] = OrderedDict()
         self._idle_changed = asyncio.Event()
@@ -84,6 +88,8 @@ class Registry(Generic[M]):
             if not entry.bound:
                 await self._binder.bind(key)
                 entry.bound = True
+            if not entry.members:
+                self.active[_kind(key)] += 1
             entry.members.add(member)
             self._idle.pop(key, None)
 
@@ -91,7 +97,11 @@ class Registry(Generic[M]):
         async with self._locked(key) as entry:
             if entry is None:
                 return
+            if member not in entry.members:
+                return
             entry.members.discard(member)
+            if not entry.members:
+                self.active[_kind(key)] -= 1
             if entry.members or not entry.bound:
                 return
             if self.linger > 0:
@@ -126,8 +136,7 @@ class Registry(Generic[M]):
             wait = since + self.linger - loop.time()
             if wait > 0:
                 self._idle_changed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._idle_changed.wait(), wait)
+                await wait_event(self._idle_changed, wait)
                 continue
             del self._idle[key]
             await self._unbind_idle(key)
@@ -187,3 +196,7 @@ class Registry(Generic[M]):
 
     def __contains__(self, key: str) -> bool:
         return bool(self.members(key))
+
+
+def _kind(key: str) -> str:
+    return key.partition(".")[0]
