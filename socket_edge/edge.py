@@ -326,13 +326,8 @@ class EdgeNode:
 
     def counts(self) -> tuple[int, int]:
         """How many users and rooms have local sockets (for the metrics' sampler)."""
-        users = rooms = 0
-        for key in self.registry.active_keys():
-            if topology.is_user_key(key):
-                users += 1
-            elif topology.is_room_key(key):
-                rooms += 1
-        return users, rooms
+        active = self.registry.active
+        return active[topology.USER_PREFIX.rstrip(".")], active[topology.ROOM_PREFIX.rstrip(".")]
 
     def users(self) -> list[str]:
         prefix = len(topology.USER_PREFIX)

@@ -162,3 +162,30 @@ async def test_after_a_reconnect_wanted_keys_are_bound_again_and_lingering_ones_
     await registry.add("user.b", "s3")  # bound anew, not believed to linger
     assert binder.calls[-1] == ("bind", "user.b")
     await registry.close()
+
+
+@pytest.mark.parametrize("seed", range(20))
+async def test_the_count_of_active_keys_by_kind_follows_any_interleaving(seed: int) -> None:
+    """The metrics read how many user and room keys have members from counts the registry
+    keeps as members come and go, instead of walking every key: concurrent adds and removes
+    (twice, of absent members too) leave the counts equal to the keys with members."""
+    rng = random.Random(seed)
+    registry: Registry[str] = Registry(RecordingBinder(rng), linger=rng.choice([0.0, 30.0]))
+    keys = ["user.a", "user.b", "room.x", "room.y", "user.c"]
+    members = ["s1", "s2", "s3"]
+
+    async def step() -> None:
+        key, member = rng.choice(keys), rng.choice(members)
+        if rng.random() < 0.55:
+            await registry.add(key, member)
+        else:
+            await registry.remove(key, member)
+
+    for _ in range(10):
+        await asyncio.gather(*(step() for _ in range(20)))
+        expected = {"user": 0, "room": 0}
+        for key in keys:
+            if registry.members(key):
+                expected[key.partition(".")[0]] += 1
+        assert {kind: registry.active[kind] for kind in expected} == expected
+    await registry.close()
