@@ -220,11 +220,7 @@ async def test_the_edge_sees_the_clients_address_only_when_nginx_is_trusted(
                 await clients.enter_async_context(client_from(CLIENT_ADDRESS, stack.ws_url, user))
             async with httpx.AsyncClient(base_url=stack.url, timeout=10) as http:
                 for user in users:
-                    answer = await http.get(
-                        f"/ws/users/{user}/connections", headers=admin_headers()
-                    )
-                    assert answer.status_code == 200, answer.text
-                    (connection,) = answer.json()["connections"]
+                    connection = await the_connection(http, user)
                     seen[connection["node_id"]] = connection["remote_address"].rsplit(":", 1)[0]
     trusting, distrusting = stack.node_ids
     assert seen == {trusting: CLIENT_ADDRESS, distrusting: "127.0.0.1"}, seen
@@ -326,20 +322,20 @@ async def test_sigterm_of_one_edge_moves_its_clients_through_nginx_to_the_other(
         assert roamer.ids == sent[roamer.user_id], roamer.user_id
 
 
+async def the_connection(http: httpx.AsyncClient, user: str) -> dict[str, Any]:
+    """The one socket of ``user``, as the admin endpoint describes it. The endpoint asks
+    every edge and takes the answers that come within its wait: under load one may come
+    late, so a user not found on exactly one edge is asked about again."""
+    for _ in range(10):
+        answer = await http.get(f"/ws/users/{user}/connections", headers=admin_headers())
+        assert answer.status_code == 200, answer.text
+        connections: list[dict[str, Any]] = answer.json()["connections"]
+        if len(connections) == 1:
+            return connections[0]
+    raise AssertionError(f"{user}'s socket was not found on exactly one edge")
+
+
 async def placement(stack: Stack, users: list[str]) -> dict[str, str]:
-    """The edge (node id) of each user's one socket. The admin endpoint asks every edge and
-    takes the answers that come within its wait: under load one may come late, so a user
-    not found on exactly one edge is asked about again."""
-    found: dict[str, str] = {}
+    """The edge (node id) of each user's one socket."""
     async with httpx.AsyncClient(base_url=stack.url, timeout=10) as http:
-        for user in users:
-            for _ in range(10):
-                answer = await http.get(f"/ws/users/{user}/connections", headers=admin_headers())
-                assert answer.status_code == 200, answer.text
-                nodes = [c["node_id"] for c in answer.json()["connections"]]
-                if len(nodes) == 1:
-                    found[user] = nodes[0]
-                    break
-            else:
-                raise AssertionError(f"{user}'s socket was not found on exactly one edge")
-    return found
+        return {user: (await the_connection(http, user))["node_id"] for user in users}
