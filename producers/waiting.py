@@ -30,3 +30,18 @@ async def within(awaitable: Awaitable[T], seconds: float) -> T:
     """``awaitable``'s result, or TimeoutError after ``seconds``."""
     async with asyncio.timeout(seconds):
         return await awaitable
+
+
+async def cancel_and_wait(task: asyncio.Task[object] | None) -> None:
+    """Cancel ``task`` and wait until it has ended. Its own cancellation is expected and
+    absorbed; a cancellation of the caller meanwhile is not: it goes on up (absorbing every
+    CancelledError here would swallow the caller's, the same loss as above)."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -27,7 +26,7 @@ from aio_pika.exceptions import AMQPError
 
 from dispatcher.records import timestamp
 from producers import topology
-from producers.waiting import within
+from producers.waiting import cancel_and_wait, within
 
 log = logging.getLogger("notify.edge")
 
@@ -102,10 +101,7 @@ class Cluster:
         self._task = asyncio.create_task(self._report_loop(), name="edge-reports")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         if self._stats is not None:
             try:
                 await self._publish_report(leaving=True)

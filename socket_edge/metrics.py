@@ -21,7 +21,6 @@ Label values come from fixed sets: refusal codes (``REFUSAL_CODES``), close code
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import re
@@ -40,6 +39,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+from producers.waiting import cancel_and_wait
 
 log = logging.getLogger("notify.edge")
 
@@ -230,10 +231,7 @@ class Sampler:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="edge-metrics")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         self._task = None
 
     async def sample(self) -> None:

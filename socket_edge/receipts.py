@@ -9,12 +9,11 @@ it is a report, not a guarantee.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 
 from dispatcher.store import EventStore
-from producers.waiting import wait_event
+from producers.waiting import cancel_and_wait, wait_event
 
 log = logging.getLogger("notify.edge")
 
@@ -57,9 +56,6 @@ class ReceiptRecorder:
                 return
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.flush()

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Collection, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from producers.waiting import wait_event
+from producers.waiting import cancel_and_wait, wait_event
 
 log = logging.getLogger("notify.edge")
 
@@ -175,11 +175,8 @@ class Registry(Generic[M]):
         return len(wanted)
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await cancel_and_wait(self._sweeper)
+        self._sweeper = None
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -16,13 +16,13 @@ the same number of bytes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.frames import Frame, Opcode
 
+from producers.waiting import cancel_and_wait
 from socket_edge.ws_protocol import EdgeWebSocket
 
 log = logging.getLogger("notify.edge")
@@ -152,9 +152,7 @@ class AsgiSink:
             log.debug("write to socket failed (%s)", exc)
 
     async def stop(self) -> None:
-        self._writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
+        await cancel_and_wait(self._writer)
 
 
 def sink_for(websocket: WebSocket, limit: int) -> Sink:

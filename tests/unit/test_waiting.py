@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from producers.waiting import wait_event, within
+from producers.waiting import cancel_and_wait, wait_event, within
 from socket_edge.registry import Registry
 from tests.unit.test_registry import RecordingBinder
 
@@ -61,6 +61,30 @@ async def test_a_registry_closes_in_the_turn_its_last_member_leaves(turns: int) 
     done, _ = await asyncio.wait({closing}, timeout=5)
     assert closing in done, "the registry did not close: its sweeper ran on"
     assert sweeper.cancelled()
+
+
+async def test_stopping_a_task_absorbs_its_cancellation_and_not_the_callers() -> None:
+    worker = asyncio.create_task(asyncio.Event().wait())
+    await cancel_and_wait(worker)  # the worker's own cancellation: absorbed
+    assert worker.cancelled()
+    await cancel_and_wait(None)
+    await cancel_and_wait(worker)  # already ended: nothing to do
+
+    async def slow_to_end() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            for _ in range(3):  # a few turns of cleanup once cancelled
+                await asyncio.sleep(0)
+
+    slow = asyncio.create_task(slow_to_end())
+    await asyncio.sleep(0)
+    stopping = asyncio.create_task(cancel_and_wait(slow))
+    await asyncio.sleep(0)
+    stopping.cancel()  # the caller is cancelled while it waits: that must go on up
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    assert stopping.cancelled() and slow.cancelled()
 
 
 def test_the_product_never_waits_with_asyncio_wait_for() -> None:
