@@ -19,7 +19,7 @@ from producers import topology
 from producers.service import NotificationService
 from socket_edge.ws_protocol import DRAIN_MARGIN, Drain
 from tests.support.client import Client, personal, ws_client
-from tests.support.deliveries import watch_deliveries
+from tests.support.deliveries import RoundRobin, watch_deliveries
 from tests.support.processes import start_edge
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
@@ -106,23 +106,11 @@ async def test_sigterm_spreads_the_1012s_over_the_window_and_nothing_is_missed(
                 tasks.append(asyncio.create_task(roamer.run(client)))
             loop = asyncio.get_running_loop()
             # Notifications before, during and after the drain, round-robin to every user.
-            sent: dict[str, list[str]] = {u: [] for u in users}
             keys = [topology.user_key(u) for u in users]
             async with watch_deliveries(amqp, *keys) as deliveries:
-                last = None
-
-                async def publish_round(i: int) -> None:
-                    nonlocal last
-                    for user in users:
-                        last = await service.notify(
-                            "chat_message",
-                            user_id=user,
-                            data={"conversation_id": "c", "sender_id": "g", "preview": f"{i}"},
-                        )
-                        sent[user].append(str(last))
-
-                await publish_round(0)
-                await deliveries.wait_for(last)
+                rounds = RoundRobin(service, users, deliveries)
+                sent = rounds.sent
+                await rounds.round(0)
                 started = loop.time()
                 os.kill(draining.pid, signal.SIGTERM)
                 await draining.wait_for_line(f"closing {SOCKETS} sockets with 1012")
@@ -130,8 +118,7 @@ async def test_sigterm_spreads_the_1012s_over_the_window_and_nothing_is_missed(
                 with pytest.raises(OSError):
                     await asyncio.open_connection("127.0.0.1", port)
                 for i in range(1, 4):
-                    await publish_round(i)
-                    await deliveries.wait_for(last)
+                    await rounds.round(i)
                     await asyncio.sleep(WINDOW / 4)  # rounds spread over the drain, not a wait
                 code = await draining.exited(timeout=WINDOW + DRAIN_MARGIN)
                 stopped = loop.time() - started

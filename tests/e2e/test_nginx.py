@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from producers import topology
 from producers.service import NotificationService
 from tests.support.client import Client, personal, ws_client
-from tests.support.deliveries import watch_deliveries
+from tests.support.deliveries import RoundRobin, watch_deliveries
 from tests.support.processes import NotifyProcess, free_port, start_edge
 from tests.support.tokens import admin_headers, token_for
 
@@ -281,30 +281,16 @@ async def test_sigterm_of_one_edge_moves_its_clients_through_nginx_to_the_other(
             before = await placement(stack, users)
             on_stopping = {u for u, node in before.items() if node == stack.node_ids[0]}
             assert on_stopping, "least_conn put no socket on the first edge"
-            sent: dict[str, list[str]] = {u: [] for u in users}
             async with watch_deliveries(amqp, *(topology.user_key(u) for u in users)) as seen:
-                last = None
-
-                async def publish_round(i: int) -> None:
-                    nonlocal last
-                    for user in users:
-                        last = await service.notify(
-                            "chat_message",
-                            user_id=user,
-                            data={"conversation_id": "c", "sender_id": "g", "preview": f"{i}"},
-                        )
-                        sent[user].append(str(last))
-
-                await publish_round(0)
-                await seen.wait_for(last)
+                rounds = RoundRobin(service, users, seen)
+                sent = rounds.sent
+                await rounds.round(0)
                 os.kill(stopping.pid, signal.SIGTERM)
                 for i in range(1, 5):  # during the switch
-                    await publish_round(i)
-                    await seen.wait_for(last)
+                    await rounds.round(i)
                     await asyncio.sleep(DRAIN / 4)  # rounds spread over the drain window
                 assert await stopping.exited(timeout=DRAIN + 15) == 0
-                await publish_round(5)  # after it
-                await seen.wait_for(last)
+                await rounds.round(5)  # after it
             for roamer in roamers:
                 await roamer.wait_for(len(sent[roamer.user_id]), timeout=15)
             # Nobody is left on the stopped edge: every socket is on the other one.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import orjson
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
@@ -74,3 +75,26 @@ async def watch_deliveries(
         await queue.cancel(tag)
         await queue.delete(if_unused=False, if_empty=False)
         await channel.close()
+
+
+class RoundRobin:
+    """Chat messages to each of ``users``, a round at a time, each round awaited on the delivery
+    exchange (``watch``): ``sent`` has every user's event ids in the order they were
+    published."""
+
+    def __init__(self, service: Any, users: list[str], watch: DeliveryWatch) -> None:
+        self.service = service
+        self.users = users
+        self.watch = watch
+        self.sent: dict[str, list[str]] = {user: [] for user in users}
+
+    async def round(self, i: int) -> None:
+        last = None
+        for user in self.users:
+            last = await self.service.notify(
+                "chat_message",
+                user_id=user,
+                data={"conversation_id": "c", "sender_id": "g", "preview": f"{i}"},
+            )
+            self.sent[user].append(str(last))
+        await self.watch.wait_for(last)
