@@ -2,8 +2,9 @@
 replay, the REST history, the dispatcher's unread counts). Each query is written to be an
 index scan on the partial indexes of ``dispatcher.schema``.
 
-Parameters: ``user_id``; ``window``, the broadcast unread window (a timedelta); ``limit``;
-``since``, a seq.
+Parameters: ``user_id``; ``window``, the broadcast unread window (a timedelta); ``critical``,
+the operator's critical types (a list of text, ``producers.preferences.critical_types``), which
+no preference mutes; ``limit``; ``since``, a seq.
 """
 
 from __future__ import annotations
@@ -53,19 +54,53 @@ SINCE = text(
     """
 )
 
-UNREAD_COUNT = text(
+# A broadcast the user's current preferences mute (``producers.preferences``): its category
+# or type is muted and it is not of a critical type (``:critical``, a text[]). Personal
+# notifications carry the decision made when they were routed instead
+# (``notification_recipients.suppressed``).
+BROADCAST_MUTED = """EXISTS (
+    SELECT 1 FROM notification_users u
+    WHERE u.user_id = :user_id
+      AND NOT (n.notification_type = ANY(CAST(:critical AS text[])))
+      AND ((u.preferences->'muted_categories') @> to_jsonb(n.category)
+           OR (u.preferences->'muted_types') @> to_jsonb(n.notification_type)))"""
+
+# Visible in the user's inbox at all: personal ones not muted when routed, broadcasts not muted
+# now. (``r`` is the user's state row, possibly absent for a broadcast.)
+NOT_MUTED = f"""(CASE WHEN n.audience = 'user' THEN r.suppressed IS DISTINCT FROM 'muted'
+           ELSE NOT {BROADCAST_MUTED} END)"""
+
+# How far the user has seen (0 when never).
+SEEN_SEQ = """coalesce((SELECT u.seen_seq FROM notification_users u
+    WHERE u.user_id = :user_id), 0)"""
+
+# The seqs that count as unread for the user: personal notifications neither read, archived
+# nor muted (through the partial unread index), and broadcasts inside the window that the
+# user has neither read nor archived and does not mute.
+UNREAD_SEQS = f"""
+    SELECT n.seq FROM notification_recipients r JOIN notifications n ON n.seq = r.seq
+    WHERE r.user_id = :user_id AND r.read_at IS NULL AND n.audience = 'user'
+      AND r.archived_at IS NULL AND r.suppressed IS DISTINCT FROM 'muted'
+  UNION ALL
+    SELECT n.seq FROM notifications n
+    WHERE {IN_WINDOW}
+      AND NOT EXISTS (
+        SELECT 1 FROM notification_recipients r
+        WHERE r.user_id = :user_id AND r.seq = n.seq
+          AND (r.read_at IS NOT NULL OR r.archived_at IS NOT NULL))
+      AND NOT {BROADCAST_MUTED}"""
+
+# The badge counts: unread (as above) and unseen (those of them after the user's seen mark).
+# Parameters: user_id, window, critical.
+COUNTS = text(
     f"""
-    SELECT
-      (SELECT count(*) FROM notification_recipients r JOIN notifications n ON n.seq = r.seq
-       WHERE r.user_id = :user_id AND r.read_at IS NULL AND n.audience = 'user')
-      +
-      (SELECT count(*) FROM notifications n
-       WHERE {IN_WINDOW}
-         AND NOT EXISTS (
-           SELECT 1 FROM notification_recipients r
-           WHERE r.user_id = :user_id AND r.seq = n.seq AND r.read_at IS NOT NULL))
+    SELECT count(*) AS unread_count,
+           count(*) FILTER (WHERE unread.seq > {SEEN_SEQ}) AS unseen_count
+    FROM ({UNREAD_SEQS}) AS unread
     """
 )
+
+UNREAD_COUNT = text(f"SELECT count(*) FROM ({UNREAD_SEQS}) AS unread")
 
 HIGH_WATER = text("SELECT coalesce(max(seq), 0) FROM notification_events")
 

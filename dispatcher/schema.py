@@ -7,8 +7,14 @@ and the dispatcher, the edge and the reports all query these tables.
 - ``notifications`` is a projection of the log: one row per notification, keyed by the seq of
   the event that created it.
 - ``notification_recipients`` is the per-user state of personal and broadcast notifications
-  (delivered_at, read_at). A personal notification gets its row when it is stored; a broadcast
-  gets a row for a user only once that user's state for it changes.
+  (delivered_at, read_at, archived_at, and what the user's preferences made of it). A
+  personal notification gets its row when it is stored; a broadcast gets a row for a user
+  only once that user's state for it changes.
+- ``notification_users`` is the per-user state that is not about one notification: how far
+  the user has seen (``seen_seq``) and their preferences (``producers.preferences``).
+- ``notification_schedule`` holds each scheduled notification until it is due (``pending``),
+  then ``released`` (its ``notifications`` row has the seq of the release event) or
+  ``cancelled``.
 - ``notification_routing`` is one row: the log position up to which every event's deliveries
   have been published and confirmed by RabbitMQ (``dispatcher.store``, "Routing in log
   order").
@@ -122,6 +128,18 @@ notification_recipients = Table(
         BigInteger,
         comment="seq of the read event that marked this notification read",
     ),
+    Column("archived_at", Timestamp),
+    Column(
+        "archived_seq",
+        BigInteger,
+        comment="seq of the archive or unarchive event that last changed archived_at",
+    ),
+    Column(
+        "suppressed",
+        Text,
+        comment="muted or quiet: what the user's preferences made of it when it was routed",
+    ),
+    CheckConstraint("suppressed IN ('muted', 'quiet')", name="suppressed_kind"),
     Index(
         "ix_notification_recipients_unread",
         "user_id",
@@ -130,6 +148,42 @@ notification_recipients = Table(
     ),
     comment="Per-user delivery and read state of personal and broadcast notifications.",
 )  # fmt: skip
+
+notification_users = Table(
+    "notification_users",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column(
+        "seen_seq",
+        BigInteger,
+        nullable=False,
+        server_default=text("0"),
+        comment="every notification of the user up to this seq has been seen",
+    ),
+    Column("seen_at", Timestamp),
+    Column("preferences", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("preferences_seq", BigInteger),
+    Column("preferences_at", Timestamp),
+    comment="Per-user state that is not about one notification: the seen mark, preferences.",
+)
+
+notification_schedule = Table(
+    "notification_schedule",
+    metadata,
+    Column("seq", BigInteger, ForeignKey("notification_events.seq"), primary_key=True),
+    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("deliver_at", Timestamp, nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("released_seq", BigInteger),
+    Column("cancelled_seq", BigInteger),
+    CheckConstraint("status IN ('pending', 'released', 'cancelled')", name="status_kind"),
+    Index(
+        "ix_notification_schedule_pending_deliver_at",
+        "deliver_at",
+        postgresql_where=text("status = 'pending'"),
+    ),
+    comment="Scheduled notifications: logged at once, projected into notifications when due.",
+)
 
 notification_routing = Table(
     "notification_routing",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from producers.catalog import CATALOG, CatalogEntry, Category, NotificationType, Priority
+from producers.preferences import Preferences
 
 SCHEMA_VERSION = 1
 TITLE_MAX = 200
@@ -35,6 +36,8 @@ DATA_MAX_BYTES = 16 * 1024
 # payload, far below the depth at which a JSON encoder gives up.
 DATA_MAX_DEPTH = 32
 ACTION_URL_MAX = 2048
+# How far ahead a notification may be scheduled.
+SCHEDULE_MAX = timedelta(days=366)
 
 # A position in the event log: a PostgreSQL bigint. Every seq a client or a producer sends
 # (``since``, ``before_seq``, ``up_to_seq``) is an integer in this range, never a string or a
@@ -169,6 +172,9 @@ class Envelope(BaseModel):
     action_url: ActionUrl | None = None
     occurred_at: AwareDatetime | None = None
     producer: ProducerName | None = None
+    # A scheduled notification: logged at once, delivered when due (docs/events.md,
+    # "Scheduled notifications"). Absent, or not after the time it is logged: at once.
+    deliver_at: AwareDatetime | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> Self:
@@ -198,7 +204,16 @@ class Envelope(BaseModel):
             object.__setattr__(self, "message", _plain_text(entry.message(parsed))[:MESSAGE_MAX])
         if self.occurred_at is None:
             object.__setattr__(self, "occurred_at", datetime.now(UTC))
+        if self.deliver_at is not None and self.deliver_at > datetime.now(UTC) + SCHEDULE_MAX:
+            raise ValueError(
+                f"deliver_at: must be at most {SCHEDULE_MAX.days} days ahead of the time it is sent"
+            )
         return self
+
+    def scheduled_after(self, logged_at: datetime) -> bool:
+        """Whether this notification waits in the schedule: its ``deliver_at`` is later than
+        the moment it was logged."""
+        return self.deliver_at is not None and self.deliver_at > logged_at
 
     @property
     def entry(self) -> CatalogEntry:
@@ -214,7 +229,9 @@ class Envelope(BaseModel):
         return self.notification_type.value
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+        # A notification sent at once is logged exactly as before scheduling existed.
+        unscheduled = {"deliver_at"} if self.deliver_at is None else None
+        return orjson.dumps(self.model_dump(mode="json", exclude=unscheduled))
 
 
 class ReadEventType(StrEnum):
@@ -266,7 +283,138 @@ class ReadEvent(BaseModel):
         return orjson.dumps(self.model_dump(mode="json"))
 
 
-Event = Envelope | ReadEvent
+class UserStateEvent(BaseModel):
+    """The common part of the events that change one user's state (seen, archive,
+    preferences): published by the edge and the REST API like a read event."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: uuid.UUID
+    schema_version: Literal[1]
+    user_id: Identifier
+    occurred_at: AwareDatetime | None = None
+    producer: ProducerName | None = None
+
+    @model_validator(mode="after")
+    def _received(self) -> Self:
+        if self.occurred_at is None:
+            object.__setattr__(self, "occurred_at", datetime.now(UTC))
+        return self
+
+    @property
+    def routing_key(self) -> str:
+        return str(getattr(self, "event_type"))  # noqa: B009 - every subclass has one
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+class SeenEvent(UserStateEvent):
+    """The user opened their inbox: everything up to ``up_to_seq`` is seen (the badge, which
+    counts unseen notifications, goes down); read state is unchanged."""
+
+    event_type: Literal["notification.seen"]
+    up_to_seq: Seq
+
+
+class ArchiveEventType(StrEnum):
+    ARCHIVED = "notification.archived"
+    UNARCHIVED = "notification.unarchived"
+
+
+class ArchiveEvent(UserStateEvent):
+    """``notification.archived``: the notifications named by ``ids``, or with ``all_read``
+    every read one (up to ``up_to_seq`` when given), leave the user's inbox for its Archived
+    list. ``notification.unarchived``: the ones named by ``ids`` come back."""
+
+    event_type: ArchiveEventType
+    ids: list[uuid.UUID] = Field(default_factory=list, max_length=READ_IDS_MAX)
+    all_read: bool = False
+    up_to_seq: Seq | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Self:
+        if self.all_read:
+            if self.event_type is ArchiveEventType.UNARCHIVED:
+                raise ValueError("all_read belongs to notification.archived")
+            if self.ids:
+                raise ValueError("give either ids or all_read, not both")
+        else:
+            if not self.ids:
+                raise ValueError(f"{self.event_type.value} needs at least one id in ids")
+            if self.up_to_seq is not None:
+                raise ValueError("up_to_seq belongs to all_read")
+        return self
+
+
+class PreferencesEvent(UserStateEvent):
+    """The user's preferences, replaced whole."""
+
+    event_type: Literal["notification.preferences"]
+    preferences: Preferences
+
+
+# Releases of scheduled notifications have an event_id derived from the scheduled one's, so
+# that any number of dispatchers releasing the same notification append one release.
+RELEASE_NAMESPACE = uuid.UUID("5d8e0f4c-7a51-4f0e-9a43-2f4b8d1c6e17")
+
+
+def release_event_id(scheduled_event_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(RELEASE_NAMESPACE, str(scheduled_event_id))
+
+
+class ScheduleEvent(BaseModel):
+    """``notification.released``: a scheduled notification is due (appended by a dispatcher);
+    ``notification.cancelled``: a producer withdrew it before it was due."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: uuid.UUID
+    schema_version: Literal[1]
+    event_type: Literal["notification.released", "notification.cancelled"]
+    scheduled_event_id: uuid.UUID
+    occurred_at: AwareDatetime | None = None
+    producer: ProducerName | None = None
+
+    @model_validator(mode="after")
+    def _received(self) -> Self:
+        if self.occurred_at is None:
+            object.__setattr__(self, "occurred_at", datetime.now(UTC))
+        if self.event_type == RELEASED and self.event_id != release_event_id(
+            self.scheduled_event_id
+        ):
+            raise ValueError("a release's event_id is release_event_id(scheduled_event_id)")
+        return self
+
+    @property
+    def routing_key(self) -> str:
+        return self.event_type
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+SEEN = "notification.seen"
+ARCHIVED = ArchiveEventType.ARCHIVED.value
+UNARCHIVED = ArchiveEventType.UNARCHIVED.value
+PREFERENCES = "notification.preferences"
+RELEASED = "notification.released"
+CANCELLED = "notification.cancelled"
+
+StateEvent = SeenEvent | ArchiveEvent | PreferencesEvent
+Event = Envelope | ReadEvent | SeenEvent | ArchiveEvent | PreferencesEvent | ScheduleEvent
+
+# The model of each event_type a producer, the edge or a dispatcher may publish.
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    ReadEventType.READ.value: ReadEvent,
+    ReadEventType.ALL_READ.value: ReadEvent,
+    SEEN: SeenEvent,
+    ARCHIVED: ArchiveEvent,
+    UNARCHIVED: ArchiveEvent,
+    PREFERENCES: PreferencesEvent,
+    RELEASED: ScheduleEvent,
+    CANCELLED: ScheduleEvent,
+}
 
 
 class EnvelopeError(ValueError):
@@ -311,14 +459,24 @@ def parse_envelope(body: bytes) -> Envelope:
 
 
 def parse_event(body: bytes) -> Event:
-    """Decode and validate any event of the events exchange: a notification, or a read
-    event (recognised by its ``event_type`` field)."""
+    """Decode and validate any event of the events exchange: a notification, or an event
+    about one (recognised by its ``event_type`` field: a read, seen, archive, preferences,
+    release or cancel event)."""
     raw = _decode(body)
-    model: type[Envelope] | type[ReadEvent] = ReadEvent if "event_type" in raw else Envelope
+    if "event_type" not in raw:
+        model: type[BaseModel] = Envelope
+    else:
+        kind = raw["event_type"]
+        found = EVENT_MODELS.get(kind) if isinstance(kind, str) else None
+        if found is None:
+            raise EnvelopeError(f"event_type: must be one of {', '.join(sorted(EVENT_MODELS))}")
+        model = found
     try:
-        return model.model_validate(raw)
+        event = model.model_validate(raw)
     except ValidationError as exc:
         raise EnvelopeError(describe(exc)) from None
+    assert isinstance(event, Envelope | ReadEvent | UserStateEvent | ScheduleEvent)
+    return event  # type: ignore[return-value]
 
 
 def new_event_id() -> uuid.UUID:
