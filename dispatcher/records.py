@@ -91,8 +91,15 @@ def audience_of(envelope: Envelope) -> str:
 
 
 def notification_frame(
-    notification: StoredNotification, *, read: bool = False, replayed: bool = False
+    notification: StoredNotification,
+    *,
+    read: bool = False,
+    replayed: bool = False,
+    quiet: bool = False,
+    archived: bool = False,
 ) -> dict[str, Any]:
+    """A notification as a client gets it. ``quiet``: it came during the user's quiet hours
+    (no browser notification for it); ``archived``: the user archived it (history only)."""
     frame: dict[str, Any] = {
         "type": "notification",
         "id": str(notification.event_id),
@@ -110,6 +117,10 @@ def notification_frame(
         frame["room"] = notification.room
     if replayed:
         frame["replayed"] = True
+    if quiet:
+        frame["quiet"] = True
+    if archived:
+        frame["archived"] = True
     return frame
 
 
