@@ -18,42 +18,6 @@ IN_WINDOW = "n.audience = 'broadcast' AND n.created_at > now() - CAST(:window AS
 COLUMNS = """n.seq, n.event_id, n.audience, n.user_id, n.room, n.notification_type, n.category,
     n.priority, n.title, n.message, n.data, n.action_url, n.producer, n.occurred_at"""
 
-# Personal notifications unread by the user, and broadcasts inside the window that the user
-# has not read; each branch is an index scan (ix_notification_recipients_unread and
-# ix_notifications_broadcast_seq).
-UNREAD = text(
-    f"""
-    SELECT * FROM (
-        SELECT {COLUMNS}, r.read_at
-        FROM notification_recipients r JOIN notifications n ON n.seq = r.seq
-        WHERE r.user_id = :user_id AND r.read_at IS NULL AND n.audience = 'user'
-      UNION ALL
-        SELECT {COLUMNS}, NULL AS read_at
-        FROM notifications n
-        WHERE {IN_WINDOW}
-          AND NOT EXISTS (
-            SELECT 1 FROM notification_recipients r
-            WHERE r.user_id = :user_id AND r.seq = n.seq AND r.read_at IS NOT NULL)
-    ) AS mine
-    ORDER BY seq DESC
-    LIMIT :limit
-    """
-)
-
-# Every notification of the user (read or not) after a cursor.
-SINCE = text(
-    f"""
-    SELECT {COLUMNS}, r.read_at
-    FROM notifications n
-    LEFT JOIN notification_recipients r ON r.seq = n.seq AND r.user_id = :user_id
-    WHERE n.seq > :since
-      AND (n.user_id = :user_id
-           OR ({IN_WINDOW}))
-    ORDER BY n.seq DESC
-    LIMIT :limit
-    """
-)
-
 # A broadcast the user's current preferences mute (``producers.preferences``): its category
 # or type is muted and it is not of a critical type (``:critical``, a text[]). Personal
 # notifications carry the decision made when they were routed instead
@@ -104,12 +68,23 @@ UNREAD_COUNT = text(f"SELECT count(*) FROM ({UNREAD_SEQS}) AS unread")
 
 HIGH_WATER = text("SELECT coalesce(max(seq), 0) FROM notification_events")
 
-# The read events of some users in a range of the log: the read syncs an edge missed.
+# The events that change one user's state, each routed to the user's sockets as a sync frame
+# (``dispatcher.records``): the syncs an edge missed during a broker blip.
+USER_STATE_EVENTS = (
+    "notification.read",
+    "notification.all_read",
+    "notification.seen",
+    "notification.archived",
+    "notification.unarchived",
+    "notification.preferences",
+)
+
+# The user-state events of some users in a range of the log.
 READS_SINCE = text(
-    """
+    f"""
     SELECT seq, event_type, payload FROM notification_events
     WHERE seq > :since AND seq <= :high_water
-      AND event_type IN ('notification.read', 'notification.all_read')
+      AND event_type IN ({", ".join(f"'{kind}'" for kind in USER_STATE_EVENTS)})
       AND payload->>'user_id' = ANY(:users)
     ORDER BY seq
     LIMIT :limit
@@ -126,10 +101,59 @@ MARKED_BY = text(
     """
 )
 
-# A room's notifications after a cursor (the room's history, replayed on subscribe).
+# What a row of the user's own notifications carries beside ``COLUMNS``: the user's state of
+# it (``r``, absent for a broadcast the user never touched) and when it was logged (the
+# moment the edge asks the user's quiet hours about, for a broadcast).
+STATE = "n.created_at, r.read_at, r.archived_at, r.suppressed"
+NO_STATE = """n.created_at, CAST(NULL AS timestamptz) AS read_at,
+    CAST(NULL AS timestamptz) AS archived_at, CAST(NULL AS text) AS suppressed"""
+
+# The connect replay: the user's unread notifications that are neither archived nor muted
+# (UNREAD_SEQS' rows, with their columns), each branch an index scan
+# (ix_notification_recipients_unread and ix_notifications_broadcast_created_at).
+UNREAD = text(
+    f"""
+    SELECT * FROM (
+        SELECT {COLUMNS}, {STATE}
+        FROM notification_recipients r JOIN notifications n ON n.seq = r.seq
+        WHERE r.user_id = :user_id AND r.read_at IS NULL AND n.audience = 'user'
+          AND r.archived_at IS NULL AND r.suppressed IS DISTINCT FROM 'muted'
+      UNION ALL
+        SELECT {COLUMNS}, {NO_STATE}
+        FROM notifications n
+        WHERE {IN_WINDOW}
+          AND NOT EXISTS (
+            SELECT 1 FROM notification_recipients r
+            WHERE r.user_id = :user_id AND r.seq = n.seq
+              AND (r.read_at IS NOT NULL OR r.archived_at IS NOT NULL))
+          AND NOT {BROADCAST_MUTED}
+    ) AS mine
+    ORDER BY seq DESC
+    LIMIT :limit
+    """
+)
+
+# Every notification of the user after a cursor, read or not, but neither archived nor muted.
+SINCE = text(
+    f"""
+    SELECT {COLUMNS}, {STATE}
+    FROM notifications n
+    LEFT JOIN notification_recipients r ON r.seq = n.seq AND r.user_id = :user_id
+    WHERE n.seq > :since
+      AND (n.user_id = :user_id
+           OR ({IN_WINDOW}))
+      AND r.archived_at IS NULL
+      AND {NOT_MUTED}
+    ORDER BY n.seq DESC
+    LIMIT :limit
+    """
+)
+
+# A room's notifications after a cursor (the room's history, replayed on subscribe). Rooms are
+# an explicit subscription: no preference filters them.
 ROOM_SINCE = text(
     f"""
-    SELECT {COLUMNS}, NULL AS read_at
+    SELECT {COLUMNS}, {NO_STATE}
     FROM notifications n
     WHERE n.room = :room AND n.seq > :since
     ORDER BY n.seq DESC
@@ -137,57 +161,91 @@ ROOM_SINCE = text(
     """
 )
 
-# A page of the user's history, newest first, before a seq; ``status`` is all, read or unread.
+# The statuses of the history: ``all`` (the inbox: everything not archived), ``unread``,
+# ``read``, ``unseen`` (unread and after the seen mark: what the badge counts) and
+# ``archived``. Muted notifications are in none of them.
+HISTORY_STATUSES = ("all", "unread", "read", "unseen", "archived")
+
+# A page of the user's history, newest first, before a seq.
 HISTORY = text(
     f"""
-    SELECT {COLUMNS}, r.read_at
+    SELECT {COLUMNS}, {STATE}
     FROM notifications n
     LEFT JOIN notification_recipients r ON r.seq = n.seq AND r.user_id = :user_id
     WHERE (n.user_id = :user_id
            OR ({IN_WINDOW}))
       AND n.seq < :before_seq
-      AND (:status = 'all'
+      AND {NOT_MUTED}
+      AND (CASE WHEN :status = 'archived' THEN r.archived_at IS NOT NULL
+                ELSE r.archived_at IS NULL END)
+      AND (:status IN ('all', 'archived')
            OR (:status = 'unread' AND r.read_at IS NULL)
-           OR (:status = 'read' AND r.read_at IS NOT NULL))
+           OR (:status = 'read' AND r.read_at IS NOT NULL)
+           OR (:status = 'unseen' AND r.read_at IS NULL AND n.seq > {SEEN_SEQ}))
     ORDER BY n.seq DESC
     LIMIT :limit
     """
 )
 
 # What this edge's users and rooms were routed after a seq: the catch-up after a broker blip.
+# A personal notification the user's preferences held back when it was routed (muted or
+# quiet) was not pushed, so it is not caught up either; broadcasts are filtered per user by
+# the edge, which holds its users' preferences.
 ROUTED_SINCE = text(
     f"""
-    SELECT {COLUMNS}, NULL AS read_at
+    SELECT {COLUMNS}
     FROM notifications n
+    LEFT JOIN notification_recipients r ON r.seq = n.seq AND r.user_id = n.user_id
     WHERE n.seq > :since
       AND (n.user_id = ANY(:users)
            OR n.room = ANY(:rooms)
            OR ({IN_WINDOW}))
+      AND r.suppressed IS NULL
     ORDER BY n.seq
     LIMIT :limit
     """
 )
 
+# A user's preferences and how far they are (the seq of the event that set them; 0: never).
+PREFERENCES = text(
+    """
+    SELECT coalesce((SELECT u.preferences FROM notification_users u
+                     WHERE u.user_id = :user_id), '{}'::jsonb) AS preferences,
+           coalesce((SELECT u.preferences_seq FROM notification_users u
+                     WHERE u.user_id = :user_id), 0) AS preferences_seq
+    """
+)
 
-def _snapshot(page: TextClause, *, unread: bool) -> TextClause:
-    """``page`` as one statement that also returns the log's high-water mark and (``unread``)
-    the user's unread count on each row: one snapshot, since a statement sees one, and one
-    round trip. A page without rows comes back as one row whose notification columns are
-    null."""
-    count = f"({UNREAD_COUNT.text})" if unread else "0"
+
+def _snapshot(page: TextClause, *, user: bool) -> TextClause:
+    """``page`` as one statement that also returns, on each row, the log's high-water mark
+    and (``user``) the user's state: the badge counts, the seen mark and the preferences. One
+    snapshot, since a statement sees one, and one round trip. A page without rows comes back
+    as one row whose notification columns are null."""
+    if user:
+        state = f"""({COUNTS.text}) AS counts
+        LEFT JOIN notification_users u ON u.user_id = :user_id"""
+        columns = """counts.unread_count, counts.unseen_count,
+            coalesce(u.seen_seq, 0) AS seen_seq, u.preferences AS user_preferences,
+            coalesce(u.preferences_seq, 0) AS preferences_seq"""
+    else:
+        state = "(SELECT 1) AS one"
+        columns = """0 AS unread_count, 0 AS unseen_count, 0 AS seen_seq,
+            CAST(NULL AS jsonb) AS user_preferences, 0 AS preferences_seq"""
     return text(
         f"""
         WITH page AS MATERIALIZED ({page.text})
-        SELECT ({HIGH_WATER.text}) AS high_water, {count} AS unread_count, page.*
-        FROM (SELECT 1) AS one LEFT JOIN page ON true
+        SELECT ({HIGH_WATER.text}) AS high_water, {columns}, page.*
+        FROM {state} LEFT JOIN page ON true
         ORDER BY page.seq DESC
         """
     )
 
 
 # What a handshake, a subscribe and a page of history read: a page of notifications, with
-# the high-water mark of the same snapshot (invariant 4) and the user's unread count.
-UNREAD_SNAPSHOT = _snapshot(UNREAD, unread=True)
-SINCE_SNAPSHOT = _snapshot(SINCE, unread=True)
-ROOM_SINCE_SNAPSHOT = _snapshot(ROOM_SINCE, unread=False)
-HISTORY_SNAPSHOT = _snapshot(HISTORY, unread=True)
+# the high-water mark of the same snapshot (invariant 4) and the user's counts, seen mark and
+# preferences.
+UNREAD_SNAPSHOT = _snapshot(UNREAD, user=True)
+SINCE_SNAPSHOT = _snapshot(SINCE, user=True)
+ROOM_SINCE_SNAPSHOT = _snapshot(ROOM_SINCE, user=False)
+HISTORY_SNAPSHOT = _snapshot(HISTORY, user=True)

@@ -9,10 +9,18 @@ is pure: no I/O here.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from producers.envelope import (
     ID_PATTERN,
@@ -61,12 +69,66 @@ class MarkAllRead(_Action):
     up_to_seq: Seq | None = None
 
 
+class MarkSeen(_Action):
+    """Everything of the user up to ``up_to_seq`` is seen: the badge (unseen) goes down."""
+
+    action: Literal["mark_seen"]
+    up_to_seq: Seq
+
+
+Ids = Annotated[list[uuid.UUID], Field(min_length=1, max_length=READ_IDS_MAX)]
+
+
+class Archive(_Action):
+    """Archive the notifications named by ``ids``, or with ``all_read`` every read one (up to
+    ``up_to_seq`` when given)."""
+
+    action: Literal["archive"]
+    ids: list[uuid.UUID] | None = Field(default=None, max_length=READ_IDS_MAX)
+    all_read: StrictBool = False
+    up_to_seq: Seq | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Self:
+        if self.all_read == bool(self.ids):
+            raise ValueError('give either "ids": [...] or "all_read": true')
+        if self.up_to_seq is not None and not self.all_read:
+            raise ValueError('up_to_seq goes with "all_read": true')
+        return self
+
+
+class Unarchive(_Action):
+    action: Literal["unarchive"]
+    ids: Ids
+
+
 Action = Annotated[
-    Ping | Subscribe | Unsubscribe | Message | MarkRead | MarkAllRead,
+    Ping
+    | Subscribe
+    | Unsubscribe
+    | Message
+    | MarkRead
+    | MarkAllRead
+    | MarkSeen
+    | Archive
+    | Unarchive,
     Field(discriminator="action"),
 ]
+# The actions that change the user's state through an event of the log.
+StateAction = MarkRead | MarkAllRead | MarkSeen | Archive | Unarchive
+ClientAction = Ping | Subscribe | Unsubscribe | Message | StateAction
 _ACTION = TypeAdapter(Action)
-ACTIONS = ("ping", "subscribe", "unsubscribe", "message", "mark_read", "mark_all_read")
+ACTIONS = (
+    "ping",
+    "subscribe",
+    "unsubscribe",
+    "message",
+    "mark_read",
+    "mark_all_read",
+    "mark_seen",
+    "archive",
+    "unarchive",
+)
 
 
 class BadFrame(ValueError):
@@ -76,9 +138,7 @@ class BadFrame(ValueError):
         self.message = message
 
 
-def parse_action(
-    raw: str | bytes,
-) -> Ping | Subscribe | Unsubscribe | Message | MarkRead | MarkAllRead:
+def parse_action(raw: str | bytes) -> ClientAction:
     """Parse one client frame, or raise BadFrame with a code and a readable message."""
     try:
         frame = orjson.loads(raw)

@@ -7,11 +7,12 @@ The robust connection then re-declares the queue (bound to ``broadcast``) and co
 and the catch-up binds every key that has local members again, in one batch; frames that
 arrive meanwhile wait in the held streams, whichever keys are bound first.
 Once it is restored, everything routed to this node's users, rooms and broadcasts after the
-noted seq (notifications, and the read syncs of its users: a read done on another device
-meanwhile) is read from one Postgres snapshot and added to the held streams, and each stream is
-released: its frames go out in seq order, each seq once (``Connection.release``). Nothing is
-missed, nothing is sent twice, and nothing lower comes after something higher. The seqs read
-are noted with the node, so that a dispatcher publishing them again later is ignored.
+noted seq (notifications, and the state syncs of its users: a read, seen, archive or
+preferences change done on another device meanwhile) is read from one Postgres snapshot and
+added to the held streams, and each stream is released: its frames go out in seq order, each
+seq once (``Connection.release``). Nothing is missed, nothing is sent twice, and nothing lower
+comes after something higher. The seqs read are noted with the node, so that a dispatcher
+publishing them again later is ignored.
 
 Taking the mark at the drop matters: deliveries for the keys bound first can arrive before
 the restore is complete, and a mark taken then would lie above what the keys bound last
@@ -20,6 +21,11 @@ catch-up is pending is not released: its snapshot may predate frames lost in the
 stays held, above its snapshot's mark, until the catch-up releases it (``release``); a room
 joined without ``since`` meanwhile is held from the drop's mark (``open_live``). A drop during
 the catch-up itself leaves everything held for the next one.
+
+What the users' preferences held back is not caught up either: a personal notification
+suppressed when it was routed is left out by the query, and a broadcast goes through the same
+per-user decision as a live one (``EdgeNode.fan_out``), with the preferences in force as the
+gap's syncs are replayed in order.
 
 A gap too large to send (more than ``EDGE_CATCH_UP_LIMIT`` deliveries) closes the sockets with
 1012 instead: the clients reconnect and get the replay a new connection gets.
@@ -54,6 +60,7 @@ class Node(Protocol):
     of what reached it, and its fan-out."""
 
     settings: EdgeSettings
+    critical: frozenset[str]
     engine: AsyncEngine
     connections: set[Connection]
     registry: Registry[Connection]
@@ -226,7 +233,7 @@ class CatchUp:
                 )
                 for row in reads.all():
                     sync = await rebuilt_delivery(
-                        conn, row.seq, row.event_type, row.payload, window
+                        conn, row.seq, row.event_type, row.payload, window, critical=node.critical
                     )
                     if sync is not None:
                         deliveries.append(sync)

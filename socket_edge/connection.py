@@ -19,6 +19,7 @@ import enum
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -159,6 +160,13 @@ class Connection:
             raise IllegalTransition(f"keep_held of {key} expects a HOLDING stream")
         stream.high_water = max(stream.high_water, high_water)
         return stream
+
+    def filter_held(self, key: str, keep: Callable[[int, OutFrame], bool]) -> None:
+        """Drop the frames a HOLDING stream holds that ``keep`` refuses (broadcasts its user's
+        preferences hold back, decided once they are known)."""
+        stream = self._streams.get(key)
+        if stream is not None and stream.holding:
+            stream.held = [(seq, frame) for seq, frame in stream.held if keep(seq, frame)]
 
     def holding(self, key: str) -> bool:
         stream = self._streams.get(key)

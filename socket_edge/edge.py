@@ -29,14 +29,22 @@ from dispatcher.records import encode_frame
 from dispatcher.store import EventStore
 from producers import topology
 from producers.envelope import (
+    PREFERENCES,
     SCHEMA_VERSION,
+    SEEN,
+    ArchiveEvent,
+    ArchiveEventType,
     Envelope,
+    PreferencesEvent,
     ReadEvent,
     ReadEventType,
+    SeenEvent,
+    StateEvent,
     new_event_id,
 )
 from producers.logs import context
-from producers.publisher import Publisher
+from producers.preferences import Preferences
+from producers.publisher import Outgoing, Publisher
 from socket_edge import frames
 from socket_edge import metrics as edge_metrics
 from socket_edge.auth import Authenticator
@@ -45,6 +53,12 @@ from socket_edge.catchup import CatchUp
 from socket_edge.cluster import Cluster, NodeReport, describe
 from socket_edge.connection import Connection
 from socket_edge.limits import HandshakeLimiter
+from socket_edge.preferences import (
+    NOTIFICATION_FRAME,
+    PREFERENCES_FRAME,
+    HeldPreferences,
+    preferences_sync,
+)
 from socket_edge.receipts import ReceiptRecorder
 from socket_edge.registry import Registry
 from socket_edge.replay import ReplayReader
@@ -54,13 +68,11 @@ from socket_edge.sinks import OutFrame
 log = logging.getLogger("notify.edge")
 
 SEEN_WINDOW = 65_536
-# How a read sync's frame (``dispatcher.records``) begins: told from a notification by its
-# first bytes, once per delivery, for the metrics.
-READ_FRAME = '{"type":"read"'
 
 
-# An event the edge publishes on a client's behalf: a broadcast, or a read.
-Event = TypeVar("Event", Envelope, ReadEvent)
+# An event the edge publishes on a client's behalf: a broadcast, a read, or another change
+# of the user's state (seen, archive, preferences).
+Event = TypeVar("Event", Envelope, ReadEvent, SeenEvent, ArchiveEvent, PreferencesEvent)
 # The producer name of those events in the log.
 EDGE_PRODUCER = "socket-edge"
 
@@ -83,6 +95,62 @@ def read_event(
     )
 
 
+def seen_event(user_id: str, up_to_seq: int) -> SeenEvent:
+    """The event of a user's ``mark_seen``: everything up to ``up_to_seq`` is seen."""
+    return SeenEvent.model_validate(
+        {
+            "event_id": new_event_id(),
+            "schema_version": SCHEMA_VERSION,
+            "event_type": SEEN,
+            "user_id": user_id,
+            "up_to_seq": up_to_seq,
+            "producer": EDGE_PRODUCER,
+        }
+    )
+
+
+def archive_event(
+    user_id: str,
+    *,
+    ids: Sequence[uuid.UUID] = (),
+    all_read: bool = False,
+    up_to_seq: int | None = None,
+    unarchive: bool = False,
+) -> ArchiveEvent:
+    """The event of ``archive`` (``ids``, or ``all_read`` up to ``up_to_seq`` when given) or
+    of ``unarchive`` (``ids``)."""
+    return ArchiveEvent.model_validate(
+        {
+            "event_id": new_event_id(),
+            "schema_version": SCHEMA_VERSION,
+            "event_type": ArchiveEventType.UNARCHIVED if unarchive else ArchiveEventType.ARCHIVED,
+            "user_id": user_id,
+            "ids": list(ids),
+            "all_read": all_read,
+            "up_to_seq": up_to_seq,
+            "producer": EDGE_PRODUCER,
+        }
+    )
+
+
+def preferences_event(user_id: str, preferences: Preferences) -> PreferencesEvent:
+    """The event that replaces the user's preferences."""
+    return PreferencesEvent.model_validate(
+        {
+            "event_id": new_event_id(),
+            "schema_version": SCHEMA_VERSION,
+            "event_type": PREFERENCES,
+            "user_id": user_id,
+            "preferences": preferences,
+            "producer": EDGE_PRODUCER,
+        }
+    )
+
+
+def state_outgoing(event: StateEvent) -> Outgoing:
+    return Outgoing(event.event_id, event.routing_key, event.to_json(), event.producer)
+
+
 def new_node_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
@@ -98,6 +166,10 @@ class EdgeNode:
         # A small fixed pool for the receipts, the catch-up and the admin reads; replays have
         # their own (ReplayReader). Without a ping before each checkout: a connection
         # PostgreSQL dropped fails one query, and the pool throws its older ones away with it.
+        # The operator's critical types (NOTIFY_CRITICAL_TYPES), read once.
+        self.critical = settings.critical_types
+        # The preferences of this node's users that have any (``socket_edge.preferences``).
+        self.preferences = HeldPreferences(self.critical)
         self.engine: AsyncEngine = database.create_engine(
             settings.database_url, pool_size=2, pre_ping=False, overflow=False
         )
@@ -108,6 +180,7 @@ class EdgeNode:
             settings.edge_database_connections,
             settings.replay_limit,
             settings.broadcast_unread_window,
+            self.critical,
         )
         self.receipts = ReceiptRecorder(EventStore(self.engine))
         self.publisher = Publisher(settings, name=f"notify-edge {self.node_id} publisher")
@@ -184,10 +257,20 @@ class EdgeNode:
         metrics = self.metrics
         if broadcast:
             counter = metrics.sent_broadcast
-        elif frame.text.startswith(READ_FRAME):
-            counter = metrics.sent_read
+            preferences = self.preferences
+            preferences.note_broadcast(seq)
+            if preferences.active:
+                # One decision per user with preferences; none at all when nobody has any.
+                held_back = preferences.held_back(frame)
+                if held_back:
+                    targets = [c for c in targets if c.user_id not in held_back]
         elif topology.is_user_key(key):
-            counter = metrics.sent_notification
+            if frame.text.startswith(NOTIFICATION_FRAME):
+                counter = metrics.sent_notification
+            else:  # a sync of the user's state: read, seen, archived, preferences...
+                counter = metrics.sent_read
+                if frame.text.startswith(PREFERENCES_FRAME):
+                    self.preferences_changed(key, seq, frame)
         else:
             counter = metrics.sent_room
         if broadcast or topology.is_user_key(key):
@@ -215,6 +298,15 @@ class EdgeNode:
                 sent,
                 extra=context(event_id=event_id, seq=seq, count=sent),
             )
+
+    def preferences_changed(self, key: str, seq: int, frame: OutFrame) -> None:
+        """A ``preferences`` sync for a user: hold the new preferences while the user has
+        sockets here."""
+        if not self.registry.members(key):
+            return
+        found = preferences_sync(frame.text)
+        if found is not None:
+            self.preferences.load(key[len(topology.USER_PREFIX) :], seq, found)
 
     async def rebind(self) -> int:
         """Bind every key with local members again (the broker connection was restored)."""
@@ -251,6 +343,17 @@ class EdgeNode:
         self.connections.discard(connection)
         for key in tuple(connection.registered):
             await self._remove(key, connection)
+        if not self.registry.members(connection.user_key):
+            self.preferences.forget(connection.user_id)
+
+    def load_preferences(self, connection: Connection, seq: int, preferences: Preferences) -> None:
+        """The user's preferences as a handshake's snapshot read them: held, and the
+        broadcasts the socket held meanwhile decided by them."""
+        user_id = connection.user_id
+        self.preferences.load(user_id, seq, preferences)
+        keep = self.preferences.keep_held(user_id)
+        if keep is not None:
+            connection.filter_held(connection.user_key, keep)
 
     async def join(self, connection: Connection, room: str) -> None:
         await self._add(topology.room_key(room), connection)
@@ -282,7 +385,10 @@ class EdgeNode:
     # -- events published by the edge ------------------------------------------------------
 
     async def publish(self, event: Event) -> uuid.UUID:
-        await self.publisher.publish(event)
+        if isinstance(event, Envelope | ReadEvent):
+            await self.publisher.publish(event)
+        else:
+            await self.publisher.publish(state_outgoing(event))
         return event.event_id
 
     # -- state -----------------------------------------------------------------------------

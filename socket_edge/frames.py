@@ -27,13 +27,25 @@ def connection_established(connection_id: str, user_id: str, heartbeat_interval:
     )
 
 
-def replay_complete(count: int, unread_count: int, last_seq: int, truncated: bool) -> str:
+def replay_complete(
+    count: int,
+    unread_count: int,
+    last_seq: int,
+    truncated: bool,
+    *,
+    unseen_count: int = 0,
+    seen_up_to_seq: int = 0,
+) -> str:
+    """The end of a connect's replay: how many frames it held, the badge counts and the seen
+    mark of the same snapshot, and its high-water mark (the client's cursor)."""
     return encode_frame(
         {
             "type": "replay_complete",
             "data": {
                 "count": count,
                 "unread_count": unread_count,
+                "unseen_count": unseen_count,
+                "seen_up_to_seq": seen_up_to_seq,
                 "last_seq": last_seq,
                 "truncated": truncated,
             },

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
 from dispatcher.records import timestamp
@@ -29,9 +30,18 @@ from producers.envelope import (
     new_event_id,
 )
 from producers.errors import NotifyError
+from producers.preferences import Preferences, catalog_for
 from socket_edge.auth import AuthError, Principal, forbidden, token_from
 from socket_edge.cluster import NodeReport
-from socket_edge.edge import EDGE_PRODUCER, EdgeNode, Event, read_event
+from socket_edge.edge import (
+    EDGE_PRODUCER,
+    EdgeNode,
+    Event,
+    archive_event,
+    preferences_event,
+    read_event,
+    seen_event,
+)
 from socket_edge.guard import PRINCIPAL_KEY
 from socket_edge.http_errors import error_body
 
@@ -198,28 +208,33 @@ async def room_broadcast(
     return await publish(edge, {"room": room, **body.model_dump()})
 
 
+HistoryStatus = Literal["all", "unread", "read", "unseen", "archived"]
+
+
 @router.get("/api/users/{user_id}/notifications", dependencies=[UserItself])
 async def history(
     edge: Edge,
     user_id: UserId,
-    status_: Annotated[Literal["unread", "read", "all"], Query(alias="status")] = "all",
+    status_: Annotated[HistoryStatus, Query(alias="status")] = "all",
     limit: Annotated[int, Query(ge=1, le=HISTORY_PAGE_MAX)] = 50,
     before_seq: Annotated[int | None, Query(ge=1, le=SEQ_MAX)] = None,
 ) -> dict[str, Any]:
-    notifications, unread = await edge.replay.history(user_id, status_, limit, before_seq)
+    notifications, user = await edge.replay.history(user_id, status_, limit, before_seq)
     last = notifications[-1]["seq"] if len(notifications) == limit else None
     return {
         "user_id": user_id,
         "status": status_,
         "notifications": notifications,
-        "unread_count": unread,
+        "unread_count": user.counts.unread,
+        "unseen_count": user.counts.unseen,
         "next_before_seq": last,
     }
 
 
 @router.get("/api/users/{user_id}/notifications/unread-count", dependencies=[UserItself])
 async def unread_count(edge: Edge, user_id: UserId) -> dict[str, Any]:
-    return {"user_id": user_id, "unread_count": await edge.replay.unread_count(user_id)}
+    counts = await edge.replay.counts(user_id)
+    return {"user_id": user_id, "unread_count": counts.unread, "unseen_count": counts.unseen}
 
 
 class ReadBody(BaseModel):
@@ -236,6 +251,10 @@ class ReadBody(BaseModel):
         return self
 
 
+def accepted(event_id: uuid.UUID) -> dict[str, Any]:
+    return {"success": True, "event_id": str(event_id)}
+
+
 @router.post(
     "/api/users/{user_id}/notifications/read",
     status_code=status.HTTP_202_ACCEPTED,
@@ -243,5 +262,85 @@ class ReadBody(BaseModel):
 )
 async def mark_read(edge: Edge, user_id: UserId, body: ReadBody) -> dict[str, Any]:
     event = read_event(user_id, ids=body.ids, all=body.all, up_to_seq=body.up_to_seq)
-    event_id = await published(edge, event)
-    return {"success": True, "event_id": str(event_id)}
+    return accepted(await published(edge, event))
+
+
+class SeenBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    up_to_seq: Seq
+
+
+@router.post(
+    "/api/users/{user_id}/notifications/seen",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[UserItself],
+)
+async def mark_seen(edge: Edge, user_id: UserId, body: SeenBody) -> dict[str, Any]:
+    return accepted(await published(edge, seen_event(user_id, body.up_to_seq)))
+
+
+class ArchiveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[uuid.UUID] = Field(default_factory=list, max_length=READ_IDS_MAX)
+    all_read: StrictBool = False
+    up_to_seq: Seq | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ArchiveBody:
+        if bool(self.ids) == self.all_read:
+            raise ValueError('give either "ids": [...] or "all_read": true')
+        if self.up_to_seq is not None and not self.all_read:
+            raise ValueError('up_to_seq goes with "all_read": true')
+        return self
+
+
+class UnarchiveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[uuid.UUID] = Field(min_length=1, max_length=READ_IDS_MAX)
+
+
+@router.post(
+    "/api/users/{user_id}/notifications/archive",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[UserItself],
+)
+async def archive(edge: Edge, user_id: UserId, body: ArchiveBody) -> dict[str, Any]:
+    event = archive_event(user_id, ids=body.ids, all_read=body.all_read, up_to_seq=body.up_to_seq)
+    return accepted(await published(edge, event))
+
+
+@router.post(
+    "/api/users/{user_id}/notifications/unarchive",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[UserItself],
+)
+async def unarchive(edge: Edge, user_id: UserId, body: UnarchiveBody) -> dict[str, Any]:
+    return accepted(await published(edge, archive_event(user_id, ids=body.ids, unarchive=True)))
+
+
+@router.get("/api/users/{user_id}/preferences", dependencies=[UserItself])
+async def get_preferences(edge: Edge, user_id: UserId) -> dict[str, Any]:
+    """The user's preferences, and what a preferences screen needs to draw itself."""
+    preferences, _ = await edge.replay.preferences(user_id)
+    return {"user_id": user_id, "preferences": preferences.document(), **catalog_for(edge.critical)}
+
+
+@router.put(
+    "/api/users/{user_id}/preferences",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[UserItself],
+)
+async def put_preferences(edge: Edge, user_id: UserId, body: Preferences) -> dict[str, Any]:
+    """Replace the user's preferences (every socket of the user gets a ``preferences``
+    frame once the dispatcher has applied them)."""
+    try:
+        body.check_critical(edge.critical)
+    except ValueError as exc:
+        raise RequestValidationError(
+            [{"loc": ("body", "muted_types"), "msg": str(exc), "type": "value_error"}]
+        ) from None
+    event_id = await published(edge, preferences_event(user_id, body))
+    return {**accepted(event_id), "preferences": body.document()}

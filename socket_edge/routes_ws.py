@@ -289,12 +289,19 @@ async def replay_then_go_live(edge: EdgeNode, connection: Connection, since: int
     await edge.attach(connection)
     connection.send(edge.established(connection))
     replay = await edge.replay.for_user(connection.user_id, since)
+    user = replay.user
+    edge.load_preferences(connection, user.preferences_seq, user.preferences)
     for text in replay.frames:
         await connection.send_paced(OutFrame(text))
     await connection.send_paced(
         OutFrame(
             frames.replay_complete(
-                replay.count, replay.unread_count, replay.high_water, replay.truncated
+                replay.count,
+                user.counts.unread,
+                replay.high_water,
+                replay.truncated,
+                unseen_count=user.counts.unseen,
+                seen_up_to_seq=user.seen_seq,
             )
         )
     )

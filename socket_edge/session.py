@@ -10,18 +10,22 @@ from producers import topology
 from producers.errors import NotifyError
 from socket_edge import frames
 from socket_edge.actions import (
+    Archive,
     BadFrame,
     MarkAllRead,
     MarkRead,
+    MarkSeen,
     Message,
     Ping,
+    StateAction,
     Subscribe,
+    Unarchive,
     Unsubscribe,
     parse_action,
 )
 from socket_edge.auth import Principal
 from socket_edge.connection import Connection
-from socket_edge.edge import EdgeNode, read_event
+from socket_edge.edge import EdgeNode, archive_event, read_event, seen_event
 from socket_edge.sinks import OutFrame
 
 log = logging.getLogger("notify.edge")
@@ -64,19 +68,15 @@ class ClientSession:
                 log.warning("%r: %s failed: %s", self.connection, action.action, exc)
                 self.error("unavailable", f"{action.action} failed, try again: {exc}")
 
-    async def dispatch(
-        self, action: Subscribe | Unsubscribe | Message | MarkRead | MarkAllRead
-    ) -> None:
+    async def dispatch(self, action: Subscribe | Unsubscribe | Message | StateAction) -> None:
         if isinstance(action, Subscribe):
             await self.subscribe(action)
         elif isinstance(action, Unsubscribe):
             await self.unsubscribe(action)
         elif isinstance(action, Message):
             await self.message(action)
-        elif isinstance(action, MarkRead):
-            await self.mark_read(action)
-        elif isinstance(action, MarkAllRead):
-            await self.mark_all_read(action)
+        else:
+            await self.change_state(action)
 
     async def subscribe(self, action: Subscribe) -> None:
         """Bind the room, then (with ``since``) replay its history with the same handover as
@@ -119,9 +119,20 @@ class ClientSession:
             return
         await self.edge.relay(self.connection, action.room, action.data)
 
-    async def mark_read(self, action: MarkRead) -> None:
-        await self.edge.publish(read_event(self.connection.user_id, ids=action.ids))
-
-    async def mark_all_read(self, action: MarkAllRead) -> None:
+    async def change_state(self, action: StateAction) -> None:
+        """Publish the event of a read, seen or archive action: every socket of the user
+        (this one included) gets its sync frame once the dispatcher has applied it."""
         user_id = self.connection.user_id
-        await self.edge.publish(read_event(user_id, all=True, up_to_seq=action.up_to_seq))
+        if isinstance(action, MarkRead):
+            await self.edge.publish(read_event(user_id, ids=action.ids))
+        elif isinstance(action, MarkAllRead):
+            await self.edge.publish(read_event(user_id, all=True, up_to_seq=action.up_to_seq))
+        elif isinstance(action, MarkSeen):
+            await self.edge.publish(seen_event(user_id, action.up_to_seq))
+        elif isinstance(action, Archive):
+            event = archive_event(
+                user_id, ids=action.ids or (), all_read=action.all_read, up_to_seq=action.up_to_seq
+            )
+            await self.edge.publish(event)
+        elif isinstance(action, Unarchive):
+            await self.edge.publish(archive_event(user_id, ids=action.ids, unarchive=True))

@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
+from producers.preferences import parse_critical_types
 from producers.settings import Settings, estimated_entropy_bits
 
 SECRET_MIN_LENGTH = 32
@@ -58,6 +59,10 @@ class EdgeSettings(Settings):
         description="deliveries an edge sends itself after a broker blip; past it, its "
         "sockets close with 1012 and their clients replay",
     )
+
+    # The notification types no user preference mutes or holds back for quiet hours
+    # (comma-separated catalog types; unset: system_alert,payment_failed; empty: none).
+    notify_critical_types: str | None = None
 
     # Authentication of sockets and REST calls: HS256 with a shared secret, or RS256/ES256
     # with a public key (PEM) or a JWKS file from the identity provider.
@@ -132,6 +137,16 @@ class EdgeSettings(Settings):
                 "the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         return value
+
+    @field_validator("notify_critical_types")
+    @classmethod
+    def _known_types(cls, value: str | None) -> str | None:
+        parse_critical_types(value)  # an unknown type stops the process at start
+        return value
+
+    @property
+    def critical_types(self) -> frozenset[str]:
+        return parse_critical_types(self.notify_critical_types)
 
     @property
     def auth_configured(self) -> bool:
