@@ -88,7 +88,7 @@ async def test_history_pages_by_seq_and_reads_go_through_the_pipeline(
         read = await device.expect("read")
         assert sorted(read["ids"]) == sorted(ids[:2]) and read["unread_count"] == 1
     count = await http.get(f"{base}/unread-count", headers=as_user(user_id))
-    assert count.json() == {"user_id": user_id, "unread_count": 1}
+    assert count.json() == {"user_id": user_id, "unread_count": 1, "unseen_count": 1}
     unread = (await http.get(base, params={"status": "unread"}, headers=as_user(user_id))).json()
     assert [n["id"] for n in unread["notifications"]] == ids[2:]
     read_page = (await http.get(base, params={"status": "read"}, headers=as_user(user_id))).json()
