@@ -1,5 +1,5 @@
 """REST (docs/websocket.md): the seed's connection-manager endpoints, cluster-wide, and each
-user's notification history and read state."""
+user's notification history, counts, state (read, seen, archived) and preferences."""
 
 from __future__ import annotations
 
