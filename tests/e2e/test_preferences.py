@@ -144,6 +144,7 @@ async def send(pipeline: Pipeline, notification_type: str, **fields: Any) -> str
             "booking_id": "b1",
             "tour_name": "T",
             "start_time": "2026-02-15T08:00:00+02:00",
+            "meeting_point": "Jaffa Gate",
         },
         "maintenance_scheduled": {"starts_at": "2026-02-16T02:00:00+00:00"},
     }[notification_type]

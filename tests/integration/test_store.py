@@ -234,6 +234,7 @@ PARAMS = {
     "before_seq": 1_000,
     "status": "all",
     "seq": 1_000,
+    "critical": ["payment_failed", "system_alert"],
 }
 
 
