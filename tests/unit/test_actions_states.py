@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dispatcher.records import Delivery as RecordsDelivery
 from dispatcher.records import encode_frame
 from producers import topology
 from producers.envelope import parse_event
@@ -281,3 +282,21 @@ async def test_broadcasts_held_during_a_handshake_are_decided_once_preferences_a
     node.load_preferences(connection, 5, prefs(muted_categories=["chat"]))
     connection.release(connection.user_key, 19)
     assert sent(connection) == [21, 22]
+
+
+async def test_a_catch_up_applies_the_gaps_preferences_to_the_gaps_broadcasts_in_order(
+    node: EdgeNode,
+) -> None:
+    connection = await socket_of(node, "blip")
+    node.catch_up.connection_lost()
+    key = connection.user_key
+    gap = [
+        Delivery(key, preferences_frame({"muted_categories": ["tour"]}).text, 30, None),
+        Delivery(topology.BROADCAST_KEY, broadcast(31, "tour_completed").text, 31, None),
+        Delivery(key, preferences_frame({}).text, 32, None),
+        Delivery(topology.BROADCAST_KEY, broadcast(33, "tour_completed").text, 33, None),
+    ]
+    await node.catch_up.run(
+        [RecordsDelivery(d.seq or 0, d.key, d.text.encode()) for d in gap], high_water=33
+    )
+    assert sent(connection) == [-1, -1, 33]
