@@ -237,7 +237,7 @@ def example_state_event(event_type: str) -> dict[str, Any]:
             "user_id": EXAMPLE_USER,
             "preferences": {
                 "muted_categories": ["chat"],
-                "muted_types": ["tour_reminder"],
+                "muted_types": ["tour_completed"],
                 "quiet_hours": {"start": "22:00", "end": "07:00", "time_zone": "Europe/Berlin"},
             },
         },
