@@ -84,11 +84,12 @@ class Scheduler:
             pause = self.poll_seconds
             try:
                 await self.release_due()
-            except (PublishError, OSError, TimeoutError) as exc:
+            except PublishError as exc:
+                # The publish itself waited for RabbitMQ (up to PUBLISH_TIMEOUT): try again at
+                # once, so that a release goes out as soon as the broker is back.
                 failures += 1
-                pause = min(self.poll_seconds * 2**failures, RETRY_MAX)
-                log.warning("could not release due notifications (%s); retrying in %.1fs",
-                            one_line(exc), pause)  # fmt: skip
+                log.warning("could not release due notifications (%s); retrying",
+                            one_line(exc))  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - the database away: retried, never fatal
                 failures += 1
                 pause = min(self.poll_seconds * 2**failures, RETRY_MAX)
