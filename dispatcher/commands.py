@@ -71,13 +71,16 @@ def rebuild(settings: DispatcherSettings) -> None:
     async def main() -> None:
         engine = create_engine(settings.database_url, pool_size=1)
         try:
-            done = await run_rebuild(engine, settings.broadcast_unread_window)
+            done = await run_rebuild(
+                engine, settings.broadcast_unread_window, settings.critical_types
+            )
         finally:
             await engine.dispose()
         sum_ = done.checksum
         click.echo(
             f"rebuilt from {done.events} events ({done.skipped} of unknown types left aside): "
-            f"{sum_.notifications} notifications, {sum_.recipients} recipient states"
+            f"{sum_.notifications} notifications, {sum_.recipients} recipient states, "
+            f"{sum_.users} user states, {sum_.scheduled} scheduled"
         )
         click.echo(f"checksum {sum_.digest}")
 

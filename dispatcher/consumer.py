@@ -7,8 +7,9 @@ For each batch, in this order:
 2. append the valid ones to the event log and apply them to the projections in one
    transaction;
 3. send what that transaction produced to the delivery exchange: each new notification
-   under its audience's key, and a ``read`` sync under ``user.<id>`` for each read event,
-   each with its own log seq in ``x-notify-seq``;
+   under its audience's key (unless its user's preferences mute or quiet it, or it waits in
+   the schedule), and a sync under ``user.<id>`` for each read, seen, archive, unarchive or
+   preferences event, each with its own log seq in ``x-notify-seq``;
 4. acknowledge the whole batch with one ``multiple`` ack.
 
 Steps 2 and 3 run inside a routing turn, which holds the routing lock so that the deliveries
@@ -22,6 +23,9 @@ A message is acknowledged only after its transaction committed (invariant 2), so
 any point leaves it in the queue, and the store's idempotency on event_id absorbs the
 redelivery (invariant 1). While PostgreSQL is unreachable the batch in hand is retried with
 backoff and nothing is acknowledged; RabbitMQ holds the rest.
+
+Beside the consumer runs the scheduler (``dispatcher.scheduler``), which publishes the
+release of each scheduled notification once it is due.
 """
 
 from __future__ import annotations
@@ -55,13 +59,16 @@ from dispatcher.failures import (
     one_line,
 )
 from dispatcher.routing import DeliveryRoute
+from dispatcher.scheduler import Scheduler
 from dispatcher.settings import DispatcherSettings
 from dispatcher.store import AppendResult, EventStore, RoutingTurn
 from producers import topology
 from producers.broker import connect
 from producers.envelope import EnvelopeError, Event, parse_event
 from producers.logs import context
+from producers.publisher import Publisher
 from producers.settings import redact
+from producers.waiting import cancel_and_wait
 
 log = logging.getLogger("notify.dispatcher")
 
@@ -112,7 +119,9 @@ class Dispatcher:
         self.settings = settings
         self.metrics = dispatcher_metrics or metrics.shared()
         self.engine = engine or create_engine(settings.database_url, pre_ping=False)
-        self.store = EventStore(self.engine, settings.broadcast_unread_window)
+        self.store = EventStore(
+            self.engine, settings.broadcast_unread_window, critical=settings.critical_types
+        )
         self.counters = Counters()
         self._route_to: DeliveryRoute | None = None
         self._turn: RoutingTurn | None = None
@@ -137,10 +146,14 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then finish the batch in hand and return."""
-        name = f"notify-dispatcher {socket.gethostname()}:{os.getpid()}"
+        process = f"{socket.gethostname()}:{os.getpid()}"
+        name = f"notify-dispatcher {process}"
         await database.check(self.engine)  # fail fast on a wrong DATABASE_URL
         await database.check_schema(self.engine)
         connection = await connect(self.settings.amqp_url, name)
+        scheduler_stop = asyncio.Event()
+        scheduler_publisher = Publisher(self.settings, name=f"notify-scheduler {process}")
+        releases: asyncio.Task[None] | None = None
         try:
             consume_channel = await connection.channel()
             await consume_channel.set_qos(
@@ -160,6 +173,10 @@ class Dispatcher:
             consumer = QueueConsumer(consume_channel, queue.name, self.received)
             await consumer.start()
             batches = asyncio.create_task(self._batch_loop(inbox), name="dispatcher-batches")
+            scheduler = Scheduler(
+                self.engine, scheduler_publisher, self.settings.schedule_poll_seconds
+            )
+            releases = asyncio.create_task(scheduler.run(scheduler_stop), name="scheduler")
             log.info(
                 "dispatcher consuming %s from %s into %s (batch %d, wait %gms)",
                 topology.DISPATCHER_QUEUE,
@@ -174,6 +191,7 @@ class Dispatcher:
                 stopped.cancel()
                 batches.result()  # a crashed batch loop is a bug: let it be seen
             self._stopping.set()
+            scheduler_stop.set()
             await consumer.stop()
             inbox.close()
             await batches
@@ -184,6 +202,9 @@ class Dispatcher:
                 self.counters.dead_lettered,
             )
         finally:
+            scheduler_stop.set()
+            await cancel_and_wait(releases)  # a release in hand is published again later
+            await scheduler_publisher.close()
             await connection.close()
             await self.engine.dispose()
 

@@ -5,6 +5,13 @@ The log holds every kind of event in one order (``seq``):
 - ``notification.created``: a notification envelope (``producers.envelope.Envelope``);
 - ``notification.read`` / ``notification.all_read``: a user marked notifications read
   (``producers.envelope.ReadEvent``);
+- ``notification.seen``: a user saw their notifications up to a seq (the badge goes down);
+- ``notification.archived`` / ``notification.unarchived``: notifications leave a user's inbox
+  for the archive, or come back (``producers.envelope.ArchiveEvent``);
+- ``notification.preferences``: a user's preferences, replaced whole;
+- ``notification.released`` / ``notification.cancelled``: a scheduled notification became due
+  (appended by a dispatcher's scheduler, ``dispatcher.scheduler``) or was withdrawn by its
+  producer (``producers.envelope.ScheduleEvent``);
 - ``notification.pruned``: the operator removed old read notifications from the projections
   (``notify prune``), recorded so that a rebuild from the log prunes the same rows again.
 
@@ -22,14 +29,62 @@ from typing import Any
 
 import orjson
 
-from producers.envelope import Envelope, Event, ReadEvent, ReadEventType
+from producers.envelope import (
+    ARCHIVED,
+    CANCELLED,
+    EVENT_MODELS,
+    PREFERENCES,
+    RELEASED,
+    SEEN,
+    UNARCHIVED,
+    Envelope,
+    Event,
+    ReadEvent,
+    ReadEventType,
+    ScheduleEvent,
+    UserStateEvent,
+)
 
 CREATED = "notification.created"
 READ = ReadEventType.READ.value
 ALL_READ = ReadEventType.ALL_READ.value
 PRUNED = "notification.pruned"
 
-EVENT_TYPES = (CREATED, READ, ALL_READ, PRUNED)
+__all__ = [
+    "ALL_READ",
+    "ARCHIVED",
+    "CANCELLED",
+    "CREATED",
+    "EVENT_TYPES",
+    "PREFERENCES",
+    "PRUNED",
+    "READ",
+    "RELEASED",
+    "SEEN",
+    "STATE_EVENT_TYPES",
+    "UNARCHIVED",
+]
+
+EVENT_TYPES = (
+    CREATED,
+    READ,
+    ALL_READ,
+    PRUNED,
+    SEEN,
+    ARCHIVED,
+    UNARCHIVED,
+    PREFERENCES,
+    RELEASED,
+    CANCELLED,
+)
+
+# The events about one user's state: each is delivered as a sync frame under ``user.<id>``
+# (docs/websocket.md), to every socket of the user.
+STATE_EVENT_TYPES = (READ, ALL_READ, SEEN, ARCHIVED, UNARCHIVED, PREFERENCES)
+
+# The events whose application publishes something: new notifications (at once or when
+# released) and the state syncs. A prune, a cancel and a scheduled notification have none.
+DELIVERED_EVENT_TYPES = (CREATED, RELEASED, *STATE_EVENT_TYPES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +121,8 @@ def event_type_of(event: LogEvent) -> str:
         return CREATED
     if isinstance(event, ReadEvent):
         return event.event_type.value
+    if isinstance(event, UserStateEvent | ScheduleEvent):
+        return str(event.routing_key)
     return PRUNED
 
 
@@ -105,12 +162,15 @@ def event_from_payload(
     event type this version does not project, which a rebuild leaves aside."""
     if event_type == CREATED:
         return Envelope.model_validate(payload)
-    if event_type in (READ, ALL_READ):
-        return ReadEvent.model_validate(payload)
     if event_type == PRUNED:
         return Pruned(
             event_id=uuid.UUID(payload["event_id"]),
             cutoff=datetime.fromisoformat(payload["cutoff"]),
             occurred_at=occurred_at,
         )
-    return None
+    model = EVENT_MODELS.get(event_type)
+    if model is None:
+        return None
+    event = model.model_validate(payload)
+    assert isinstance(event, ReadEvent | UserStateEvent | ScheduleEvent)
+    return event  # type: ignore[return-value]

@@ -3,7 +3,8 @@
 Everything runs in one transaction. It first takes the append lock (dispatchers wait, as they
 would for a long batch) and locks the per-user state against receipts, keeps the delivery
 receipts aside (they are facts about sockets, not events, so the log cannot give them back),
-deletes the projections, applies every logged event in seq order with the same code the
+deletes the projections (notifications and their per-user state, the per-user seen marks and
+preferences, the schedule), applies every logged event in seq order with the same code the
 dispatcher uses (``dispatcher.projection``), puts the receipts back and computes a checksum.
 Rows are deleted rather than truncated so that readers (the edges' replays) keep seeing the
 old projections until the commit, and then the new ones.
@@ -29,7 +30,12 @@ KEEP_RECEIPTS = """
 CREATE TEMPORARY TABLE kept_receipts ON COMMIT DROP AS
 SELECT user_id, seq, delivered_at FROM notification_recipients WHERE delivered_at IS NOT NULL
 """
-CLEAR = ("DELETE FROM notification_recipients", "DELETE FROM notifications")
+CLEAR = (
+    "DELETE FROM notification_recipients",
+    "DELETE FROM notifications",
+    "DELETE FROM notification_schedule",
+    "DELETE FROM notification_users",
+)
 PAGE_OF_LOG = """
 SELECT seq, event_type, payload, occurred_at, recorded_at FROM notification_events
 WHERE seq > $1 ORDER BY seq LIMIT $2
@@ -40,32 +46,45 @@ SELECT k.user_id, k.seq, k.delivered_at FROM kept_receipts k JOIN notifications 
 ON CONFLICT (user_id, seq) DO UPDATE SET delivered_at = excluded.delivered_at
 """
 
+
 # Order-independent digests of every projection row (the sum of the first 64 bits of each
 # row's md5), so that the checksum streams over any number of rows in constant memory.
-CHECKSUM = """
-WITH n AS (
-    SELECT count(*) AS rows, coalesce(sum(('x' || left(md5(format(
-        '%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s', seq, event_id, audience, user_id,
-        room, notification_type, category, priority, title, message, data, action_url,
-        producer, extract(epoch FROM occurred_at), extract(epoch FROM created_at))), 16)
-        )::bit(64)::bigint), 0) AS digest
-    FROM notifications
-), r AS (
-    SELECT count(*) AS rows, coalesce(sum(('x' || left(md5(format(
-        '%s|%s|%s|%s', user_id, seq, extract(epoch FROM delivered_at),
-        extract(epoch FROM read_at))), 16))::bit(64)::bigint), 0) AS digest
-    FROM notification_recipients
+def _digest(columns: str, table: str) -> str:
+    placeholders = "|".join(["%s"] * (columns.count(",") + 1))
+    return f"""SELECT count(*) AS rows, coalesce(sum(('x' || left(md5(format(
+        '{placeholders}', {columns})), 16))::bit(64)::bigint), 0) AS digest
+    FROM {table}"""
+
+
+CHECKSUM = f"""
+WITH n AS ({_digest(
+    "seq, event_id, audience, user_id, room, notification_type, category, priority, title, "
+    "message, data, action_url, producer, extract(epoch FROM occurred_at), "
+    "extract(epoch FROM created_at)", "notifications")}
+), r AS ({_digest(
+    "user_id, seq, extract(epoch FROM delivered_at), extract(epoch FROM read_at), read_seq, "
+    "extract(epoch FROM archived_at), archived_seq, suppressed", "notification_recipients")}
+), u AS ({_digest(
+    "user_id, seen_seq, extract(epoch FROM seen_at), preferences, preferences_seq, "
+    "extract(epoch FROM preferences_at)", "notification_users")}
+), s AS ({_digest(
+    "seq, event_id, extract(epoch FROM deliver_at), status, released_seq, cancelled_seq",
+    "notification_schedule")}
 )
 SELECT n.rows AS notifications, n.digest AS notifications_digest,
-       r.rows AS recipients, r.digest AS recipients_digest
-FROM n, r
-"""
+       r.rows AS recipients, r.digest AS recipients_digest,
+       u.rows AS users, u.digest AS users_digest,
+       s.rows AS scheduled, s.digest AS scheduled_digest
+FROM n, r, u, s
+"""  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class Checksum:
     notifications: int
     recipients: int
+    users: int  # rows of notification_users (seen marks, preferences)
+    scheduled: int  # rows of notification_schedule, whatever their status
     digest: str
 
 
@@ -78,10 +97,11 @@ class Rebuilt:
 
 async def checksum_in(conn: AsyncConnection) -> Checksum:
     row = (await conn.exec_driver_sql(CHECKSUM)).one()
-    parts = (row.notifications, row.notifications_digest, row.recipients, row.recipients_digest)
-    text = ":".join(str(part) for part in parts)
+    text = ":".join(str(part) for part in row)
     digest = hashlib.md5(text.encode()).hexdigest()
-    return Checksum(int(row.notifications), int(row.recipients), digest)
+    return Checksum(
+        int(row.notifications), int(row.recipients), int(row.users), int(row.scheduled), digest
+    )
 
 
 async def checksum(engine: AsyncEngine) -> Checksum:
@@ -95,14 +115,19 @@ def _logged(row: Any) -> Logged | None:
     return None if event is None else Logged(row.seq, row.recorded_at, event)
 
 
-async def rebuild(engine: AsyncEngine, broadcast_window: timedelta) -> Rebuilt:
+async def rebuild(
+    engine: AsyncEngine, broadcast_window: timedelta, critical: frozenset[str]
+) -> Rebuilt:
+    """Rebuild the projections from the log; ``critical`` must be the operator's critical
+    types the dispatchers run with (``NOTIFY_CRITICAL_TYPES``), since they decided which
+    personal notifications were muted or quiet."""
     async with engine.begin() as conn:
         await conn.exec_driver_sql(statements.APPEND_LOCK)
         await conn.exec_driver_sql(LOCK_RECIPIENTS)
         await conn.exec_driver_sql(KEEP_RECEIPTS)
         for statement in CLEAR:
             await conn.exec_driver_sql(statement)
-        projector = Projector(conn, broadcast_window, count_unread=False)
+        projector = Projector(conn, broadcast_window, critical=critical, count_unread=False)
         events = skipped = last = 0
         while True:
             rows = (await conn.exec_driver_sql(PAGE_OF_LOG, (last, PAGE))).all()

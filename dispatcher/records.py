@@ -7,7 +7,7 @@ same frame from a database row when it replays. Both go through ``notification_f
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -129,15 +129,50 @@ def encode_frame(frame: Mapping[str, Any]) -> str:
 
 
 def read_frame(
-    ids: Sequence[str], unread_count: int, up_to_seq: int | None = None
+    ids: Sequence[str],
+    unread_count: int,
+    up_to_seq: int | None = None,
+    *,
+    unseen_count: int | None = None,
 ) -> dict[str, Any]:
     """The ``read`` sync every socket of a user gets when any device marks something read:
-    the event_ids it marked, the new badge count, and for ``mark_all_read`` the seq up to
-    which everything is now read."""
+    the event_ids it marked, the new counts, and for ``mark_all_read`` the seq up to which
+    everything is now read. (The dispatcher always gives ``unseen_count``.)"""
     frame: dict[str, Any] = {"type": "read", "ids": list(ids), "unread_count": unread_count}
+    if unseen_count is not None:
+        frame["unseen_count"] = unseen_count
     if up_to_seq is not None:
         frame["up_to_seq"] = up_to_seq
     return frame
+
+
+def seen_frame(up_to_seq: int, unseen_count: int) -> dict[str, Any]:
+    """The ``seen`` sync: everything of the user up to ``up_to_seq`` (their new seen mark) has
+    been seen on some device; ``unseen_count`` is the new badge."""
+    return {"type": "seen", "up_to_seq": up_to_seq, "unseen_count": unseen_count}
+
+
+def archived_frame(
+    ids: Sequence[str], unread_count: int, unseen_count: int, *, unarchived: bool = False
+) -> dict[str, Any]:
+    """The ``archived`` (or ``unarchived``) sync: the event_ids the event actually moved, and
+    the user's counts after it."""
+    return {
+        "type": "unarchived" if unarchived else "archived",
+        "ids": list(ids),
+        "unread_count": unread_count,
+        "unseen_count": unseen_count,
+    }
+
+
+def preferences_frame(preferences: Mapping[str, Any], critical: Iterable[str]) -> dict[str, Any]:
+    """The ``preferences`` sync: the user's preferences, whole, and the operator's critical
+    types (which no preference mutes)."""
+    return {
+        "type": "preferences",
+        "preferences": dict(preferences),
+        "critical_types": sorted(critical),
+    }
 
 
 @dataclass(frozen=True, slots=True)

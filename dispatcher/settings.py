@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from producers.preferences import parse_critical_types
 from producers.settings import Settings
 
 
@@ -18,6 +19,23 @@ class DispatcherSettings(Settings):
     # The port of the dispatcher's /metrics (Prometheus); 0: not served. Several dispatchers
     # on one machine each need their own.
     dispatcher_metrics_port: int = Field(default=0, ge=0, le=65535)
+    # The scheduler's poll of notification_schedule for due notifications, at most this often
+    # (seconds): a scheduled notification is released at most this long after its time.
+    schedule_poll_seconds: float = Field(default=0.25, gt=0, le=60)
+    # The notification types no preference mutes nor holds back (comma-separated; unset: the
+    # default of producers.preferences, empty: none).
+    notify_critical_types: str | None = None
+
+    @field_validator("notify_critical_types")
+    @classmethod
+    def _known_types(cls, value: str | None) -> str | None:
+        parse_critical_types(value)  # a typo must stop the process, not unlock a mute
+        return value
+
+    @property
+    def critical_types(self) -> frozenset[str]:
+        """The operator's critical types (``NOTIFY_CRITICAL_TYPES``)."""
+        return parse_critical_types(self.notify_critical_types)
 
 
 @lru_cache(maxsize=1)

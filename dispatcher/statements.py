@@ -63,12 +63,14 @@ COMMIT;
 
 # $1 routed_seq, $2 top, $3 limit: events committed but never routed (their dispatcher died
 # or lost the broker between its commit and the confirms), oldest first. Only the types that
-# have deliveries: a prune has none, and a type this version does not know (logged by a newer
-# one) is not this version's to route.
+# have deliveries (``events.DELIVERED_EVENT_TYPES``): a prune and a cancel have none, and a
+# type this version does not know (logged by a newer one) is not this version's to route.
 UNROUTED = """
 SELECT seq, event_type, payload FROM notification_events
 WHERE seq > $1 AND seq <= $2
-  AND event_type IN ('notification.created', 'notification.read', 'notification.all_read')
+  AND event_type IN ('notification.created', 'notification.released', 'notification.read',
+                     'notification.all_read', 'notification.seen', 'notification.archived',
+                     'notification.unarchived', 'notification.preferences')
 ORDER BY seq
 LIMIT $3
 """
@@ -92,10 +94,121 @@ SELECT (r->>0)::bigint, (r->>1)::uuid, r->>2, r->>3, r->>4, r->>5, r->>6, r->>7,
 FROM jsonb_array_elements($1::jsonb) AS e(r)
 """
 
-# $1 the rows (``rows``): [user_id, seq], the state row of each new personal notification.
+# $1 the rows (``rows``): [user_id, seq, suppressed], the state row of each new personal
+# notification, with what the user's preferences made of it (null, 'muted' or 'quiet').
 INSERT_RECIPIENTS = """
-INSERT INTO notification_recipients (user_id, seq)
-SELECT r->>0, (r->>1)::bigint FROM jsonb_array_elements($1::jsonb) AS e(r)
+INSERT INTO notification_recipients (user_id, seq, suppressed)
+SELECT r->>0, (r->>1)::bigint, r->>2 FROM jsonb_array_elements($1::jsonb) AS e(r)
+"""
+
+# $1 user_id[]: the preferences of the users a batch routes personal notifications to (a user
+# without a row has none).
+USER_PREFERENCES = """
+SELECT user_id, preferences FROM notification_users WHERE user_id = ANY($1::text[])
+"""
+
+# $1 the rows (``rows``): [seq, event_id, deliver_at], each notification.created that waits in
+# the schedule.
+INSERT_SCHEDULE = """
+INSERT INTO notification_schedule (seq, event_id, deliver_at)
+SELECT (r->>0)::bigint, (r->>1)::uuid, (r->>2)::timestamptz
+FROM jsonb_array_elements($1::jsonb) AS e(r)
+"""
+
+# $1 event_id[]: the schedule rows a batch's releases and cancels name, with the envelope each
+# was logged with. (Appends are serialised by the append lock, so nothing changes them between
+# this read and the batch's commit.)
+SCHEDULED = """
+SELECT s.event_id, s.status, e.payload FROM notification_schedule s
+JOIN notification_events e ON e.seq = s.seq
+WHERE s.event_id = ANY($1::uuid[])
+"""
+
+# $1 the rows (``rows``): [event_id, 'released' or 'cancelled', the seq of that event]. Only a
+# pending row changes.
+SETTLE_SCHEDULE = """
+UPDATE notification_schedule s
+SET status = r->>1,
+    released_seq = CASE WHEN r->>1 = 'released' THEN (r->>2)::bigint ELSE s.released_seq END,
+    cancelled_seq = CASE WHEN r->>1 = 'cancelled' THEN (r->>2)::bigint ELSE s.cancelled_seq END
+FROM jsonb_array_elements($1::jsonb) AS e(r)
+WHERE s.event_id = (r->>0)::uuid AND s.status = 'pending'
+"""
+
+# notification.seen: $1 user_id, $2 min(up_to_seq, the event's seq - 1), $3 seen_at. The mark
+# only moves forward; returns it.
+SEE = """
+INSERT INTO notification_users (user_id, seen_seq, seen_at) VALUES ($1, $2, $3)
+ON CONFLICT (user_id) DO UPDATE
+SET seen_seq = greatest(notification_users.seen_seq, excluded.seen_seq),
+    seen_at = excluded.seen_at
+RETURNING seen_seq
+"""
+
+# notification.preferences: $1 user_id, $2 the preferences (JSON), $3 the event's seq, $4 its
+# time. Replaces them whole.
+SET_PREFERENCES = """
+INSERT INTO notification_users (user_id, preferences, preferences_seq, preferences_at)
+VALUES ($1, $2::jsonb, $3, $4)
+ON CONFLICT (user_id) DO UPDATE
+SET preferences = excluded.preferences,
+    preferences_seq = excluded.preferences_seq,
+    preferences_at = excluded.preferences_at
+"""
+
+# notification.archived with ids: $1 user_id, $2 event_id[], $3 archived_at, $4 the event's
+# seq. The user's own notifications and broadcasts logged before the event, each once (a
+# broadcast gets the user's row now); returns the event_ids it archived, in log order.
+ARCHIVE = """
+WITH target AS (
+    SELECT n.seq, n.event_id, n.audience FROM notifications n
+    WHERE n.event_id = ANY($2::uuid[]) AND n.seq < $4
+      AND (n.user_id = $1 OR n.audience = 'broadcast')
+), personal AS (
+    UPDATE notification_recipients r SET archived_at = $3, archived_seq = $4
+    FROM target t
+    WHERE t.audience = 'user' AND r.user_id = $1 AND r.seq = t.seq AND r.archived_at IS NULL
+    RETURNING t.event_id, t.seq
+), broadcast AS (
+    INSERT INTO notification_recipients (user_id, seq, archived_at, archived_seq)
+    SELECT $1, t.seq, $3, $4 FROM target t WHERE t.audience = 'broadcast'
+    ON CONFLICT (user_id, seq) DO UPDATE
+    SET archived_at = excluded.archived_at, archived_seq = excluded.archived_seq
+        WHERE notification_recipients.archived_at IS NULL
+    RETURNING seq
+)
+SELECT event_id FROM (
+    SELECT event_id, seq FROM personal
+    UNION ALL
+    SELECT t.event_id, t.seq FROM broadcast b JOIN target t ON t.seq = b.seq
+) AS marked ORDER BY seq
+"""
+
+# notification.archived with all_read: $1 user_id, $2 the highest seq to archive, $3
+# archived_at, $4 the event's seq. Every notification of the user read and not archived (its
+# state row says so: personal ones and the broadcasts the user read).
+ARCHIVE_ALL_READ = """
+WITH marked AS (
+    UPDATE notification_recipients r SET archived_at = $3, archived_seq = $4
+    FROM notifications n
+    WHERE r.user_id = $1 AND r.seq <= $2 AND r.read_at IS NOT NULL AND r.archived_at IS NULL
+      AND n.seq = r.seq
+    RETURNING n.event_id, r.seq
+)
+SELECT event_id FROM marked ORDER BY seq
+"""
+
+# notification.unarchived: $1 user_id, $2 event_id[], $3 the event's seq. Returns the event_ids
+# it brought back, in log order.
+UNARCHIVE = """
+WITH marked AS (
+    UPDATE notification_recipients r SET archived_at = NULL, archived_seq = $3
+    FROM notifications n
+    WHERE n.event_id = ANY($2::uuid[]) AND n.seq < $3
+      AND r.user_id = $1 AND r.seq = n.seq AND r.archived_at IS NOT NULL
+    RETURNING n.event_id, r.seq
+)
+SELECT event_id FROM marked ORDER BY seq
 """
 
 
@@ -181,4 +294,32 @@ SELECT x.user_id, x.seq, now()
 FROM receipt x JOIN notifications n ON n.seq = x.seq AND n.audience = 'broadcast'
 ON CONFLICT (user_id, seq) DO UPDATE SET delivered_at = excluded.delivered_at
     WHERE notification_recipients.delivered_at IS NULL
+"""
+
+# The dispatcher's own reads of the projections, to rebuild deliveries from the log
+# (``dispatcher.store.rebuilt_delivery``).
+
+# $1 seq[]: the notifications routed at these seqs (due at once, or released), each with what
+# its user's preferences made of it (personal ones only). A seq without a row was scheduled
+# and not released at that seq, or pruned since.
+ROUTED_AT = """
+SELECT n.seq, n.event_id, n.audience, n.user_id, n.room, n.notification_type, n.category,
+    n.priority, n.title, n.message, n.data, n.action_url, n.producer, n.occurred_at,
+    r.suppressed
+FROM notifications n
+LEFT JOIN notification_recipients r ON r.seq = n.seq AND r.user_id = n.user_id
+WHERE n.seq = ANY($1::bigint[])
+"""
+
+# $1 user_id, $2 the seq of an archive or unarchive event: the notifications whose archived
+# state that event set last, in log order.
+ARCHIVED_BY = """
+SELECT n.event_id FROM notification_recipients r JOIN notifications n ON n.seq = r.seq
+WHERE r.user_id = $1 AND r.archived_seq = $2
+ORDER BY r.seq
+"""
+
+# $1 user_id: the user's seen mark (0 when never).
+SEEN_MARK = """
+SELECT coalesce((SELECT seen_seq FROM notification_users WHERE user_id = $1), 0)
 """

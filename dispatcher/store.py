@@ -47,13 +47,34 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dispatcher import statements
-from dispatcher.events import ALL_READ, CREATED, LogEntry, LogEvent, unique_entries
+from dispatcher.events import (
+    ALL_READ,
+    ARCHIVED,
+    CREATED,
+    PREFERENCES,
+    READ,
+    RELEASED,
+    SEEN,
+    UNARCHIVED,
+    LogEntry,
+    LogEvent,
+    unique_entries,
+)
 from dispatcher.failures import one_line
-from dispatcher.projection import Applied, Logged, Projector, ReadApplied, all_read_bound
-from dispatcher.queries import MARKED_BY, UNREAD_COUNT
-from dispatcher.records import Delivery, StoredNotification, notification_delivery
+from dispatcher.projection import Applied, Logged, Projector, Sync, all_read_bound
+from dispatcher.queries import COUNTS, MARKED_BY
+from dispatcher.records import (
+    Delivery,
+    StoredNotification,
+    archived_frame,
+    notification_delivery,
+    preferences_frame,
+    read_frame,
+    seen_frame,
+)
 from dispatcher.routing import NotDelivered
-from producers.envelope import Envelope, ReadEvent
+from producers.envelope import ArchiveEvent, PreferencesEvent, ReadEvent, SeenEvent
+from producers.preferences import critical_types
 
 log = logging.getLogger("notify.dispatcher")
 
@@ -64,33 +85,105 @@ DEFAULT_BROADCAST_WINDOW = timedelta(days=7)
 UNROUTED_LIMIT = 10_000
 
 
+async def counts(
+    conn: AsyncConnection, user_id: str, window: timedelta, critical: frozenset[str]
+) -> tuple[int, int]:
+    """The user's unread and unseen counts as of ``conn``'s snapshot."""
+    params = {"user_id": user_id, "window": window, "critical": sorted(critical)}
+    row = (await conn.execute(COUNTS, params)).one()
+    return int(row.unread_count), int(row.unseen_count)
+
+
+async def routed_notifications(conn: AsyncConnection, seqs: Sequence[int]) -> dict[int, Delivery]:
+    """The deliveries of the notifications routed at ``seqs`` (a ``notification.created`` due
+    at once, or a ``notification.released``), as the projection holds them: none for one
+    muted or quiet for its user, nor for one still waiting in the schedule."""
+    if not seqs:
+        return {}
+    rows = await conn.exec_driver_sql(statements.ROUTED_AT, (list(seqs),))
+    return {
+        row.seq: notification_delivery(StoredNotification.from_row(row._mapping))
+        for row in rows.all()
+        if row.suppressed is None
+    }
+
+
 async def read_delivery(
-    conn: AsyncConnection, seq: int, event_type: str, payload: object, window: timedelta
+    conn: AsyncConnection,
+    seq: int,
+    event_type: str,
+    payload: object,
+    window: timedelta,
+    *,
+    critical: frozenset[str],
 ) -> Delivery:
     """The read sync of a logged read event, rebuilt from the log as the projection applied
-    it (the ids it marked, not the ids it named), with the user's unread count as of
-    ``conn``'s snapshot: for a dispatcher re-sending what was never confirmed, and for an edge
-    catching up after a broker blip."""
+    it (the ids it marked, not the ids it named), with the user's counts as of ``conn``'s
+    snapshot: for a dispatcher re-sending what was never confirmed, and for an edge catching
+    up after a broker blip."""
     event = ReadEvent.model_validate(payload)
-    params = {"user_id": event.user_id, "window": window}
-    count = int((await conn.execute(UNREAD_COUNT, params)).scalar_one())
+    unread, unseen = await counts(conn, event.user_id, window, critical)
     marked = await conn.execute(MARKED_BY, {"user_id": event.user_id, "seq": seq})
     ids = [str(event_id) for event_id in marked.scalars()]
     up_to = all_read_bound(event, seq) if event_type == ALL_READ else None
-    return ReadApplied(seq, event.user_id, ids, count, up_to).delivery()
+    frame = read_frame(ids, unread, up_to, unseen_count=unseen)
+    return Sync(seq, event.user_id, frame).delivery()
+
+
+async def state_delivery(
+    conn: AsyncConnection,
+    seq: int,
+    event_type: str,
+    payload: object,
+    window: timedelta,
+    critical: frozenset[str],
+) -> Delivery | None:
+    """The sync of a logged seen, archive, unarchive or preferences event, rebuilt from the
+    projection: a seen sync carries the user's seen mark as it is now (never lower than the
+    one the event set), an archive sync the notifications whose archived state the event set
+    last, a preferences sync the preferences the event set."""
+    if event_type == PREFERENCES:
+        preferences = PreferencesEvent.model_validate(payload)
+        frame = preferences_frame(preferences.preferences.document(), critical)
+        return Sync(seq, preferences.user_id, frame).delivery()
+    if event_type == SEEN:
+        seen = SeenEvent.model_validate(payload)
+        mark = (await conn.exec_driver_sql(statements.SEEN_MARK, (seen.user_id,))).scalar_one()
+        mark = int(mark)
+        _, unseen = await counts(conn, seen.user_id, window, critical)
+        return Sync(seq, seen.user_id, seen_frame(mark, unseen)).delivery()
+    if event_type in (ARCHIVED, UNARCHIVED):
+        archive = ArchiveEvent.model_validate(payload)
+        rows = await conn.exec_driver_sql(statements.ARCHIVED_BY, (archive.user_id, seq))
+        ids = [str(row.event_id) for row in rows.all()]
+        unread, unseen = await counts(conn, archive.user_id, window, critical)
+        frame = archived_frame(ids, unread, unseen, unarchived=event_type == UNARCHIVED)
+        return Sync(seq, archive.user_id, frame).delivery()
+    return None
 
 
 async def rebuilt_delivery(
-    conn: AsyncConnection, seq: int, event_type: str, payload: object, window: timedelta
+    conn: AsyncConnection,
+    seq: int,
+    event_type: str,
+    payload: object,
+    window: timedelta,
+    *,
+    critical: frozenset[str],
 ) -> Delivery | None:
-    """The delivery of a logged ``notification.created``, ``.read`` or ``.all_read`` event,
-    rebuilt from the log; None, with an error logged, for a payload this version refuses
-    (logged by a version that accepted it): whoever rebuilds goes on with the next event."""
+    """The delivery of a logged event, rebuilt from the log and the projections: a new
+    notification (``notification.created`` or ``.released``) unless it is suppressed for its
+    user or still scheduled; the sync of a state event (read, all_read, seen, archived,
+    unarchived, preferences), its counts as of ``conn``'s snapshot, for the operator's
+    ``critical`` types. None for an event without a delivery, and, with an error logged, for
+    a payload this version refuses (logged by a version that accepted it): whoever rebuilds
+    goes on with the next event."""
     try:
-        if event_type == CREATED:
-            envelope = Envelope.model_validate(payload)
-            return notification_delivery(StoredNotification.from_envelope(envelope, seq))
-        return await read_delivery(conn, seq, event_type, payload, window)
+        if event_type in (CREATED, RELEASED):
+            return (await routed_notifications(conn, [seq])).get(seq)
+        if event_type in (READ, ALL_READ):
+            return await read_delivery(conn, seq, event_type, payload, window, critical=critical)
+        return await state_delivery(conn, seq, event_type, payload, window, critical)
     except ValidationError as exc:
         log.error("event seq %d (%s) cannot be delivered again: %s", seq, event_type, one_line(exc))
         return None
@@ -121,10 +214,17 @@ class AppendResult:
 
 class EventStore:
     def __init__(
-        self, engine: AsyncEngine, broadcast_window: timedelta = DEFAULT_BROADCAST_WINDOW
+        self,
+        engine: AsyncEngine,
+        broadcast_window: timedelta = DEFAULT_BROADCAST_WINDOW,
+        *,
+        critical: frozenset[str] | None = None,
     ) -> None:
+        """``critical``: the operator's critical types (default: ``NOTIFY_CRITICAL_TYPES``
+        from the environment), which no preference keeps from a user."""
         self.engine = engine
         self.window = broadcast_window
+        self.critical = critical_types() if critical is None else critical
 
     async def append(self, events: Sequence[LogEvent]) -> AppendResult:
         """Store each new event once and apply it to the projections, in one transaction.
@@ -188,11 +288,19 @@ class EventStore:
             routed + 1,
             top,
         )
+        # New notifications in one query; each state event's sync on its own.
+        notifications = await routed_notifications(
+            conn, [row.seq for row in rows if row.event_type in (CREATED, RELEASED)]
+        )
         deliveries = []
         for row in rows:
-            delivery = await rebuilt_delivery(
-                conn, row.seq, row.event_type, row.payload, self.window
-            )
+            if row.event_type in (CREATED, RELEASED):
+                delivery = notifications.get(row.seq)
+            else:
+                delivery = await rebuilt_delivery(
+                    conn, row.seq, row.event_type, row.payload, self.window,
+                    critical=self.critical,
+                )  # fmt: skip
             if delivery is not None:
                 deliveries.append(delivery)
         return deliveries
@@ -213,7 +321,7 @@ class EventStore:
             Logged(seq=row.seq, recorded_at=row.recorded_at, event=by_id[row.event_id])
             for row in inserted.all()
         ]
-        applied = await Projector(conn, self.window).apply(logged)
+        applied = await Projector(conn, self.window, critical=self.critical).apply(logged)
         return applied, len(logged)
 
     async def record_deliveries(self, receipts: Sequence[tuple[str, int]]) -> None:

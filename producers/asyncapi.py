@@ -2,8 +2,9 @@
 models as the JSON Schema (``producers.contract``): ``notify schema asyncapi`` prints it, and
 docs/asyncapi.yaml is that document (a test keeps the two equal).
 
-It describes the pipeline as one application: it receives notification and read events on
-``notifications.events``, dead-letters the invalid ones, and sends delivery frames to
+It describes the pipeline as one application: it receives notification events and the events
+about them and their users (read, seen, archive, preferences, release and cancel of scheduled
+ones) on ``notifications.events``, dead-letters the invalid ones, and sends delivery frames to
 ``notifications.deliver``.
 """
 
@@ -13,7 +14,14 @@ from typing import Any
 
 from producers import topology
 from producers.catalog import CATALOG, NotificationType
-from producers.contract import data_model_name, definitions, example_event, example_read_event
+from producers.contract import (
+    STATE_EVENT_MODELS,
+    data_model_name,
+    definitions,
+    example_event,
+    example_read_event,
+    example_state_event,
+)
 from producers.envelope import ReadEventType
 
 SCHEMAS = "#/components/schemas/"
@@ -94,6 +102,24 @@ def _read_message(event_type: ReadEventType) -> dict[str, Any]:
     }
 
 
+def _state_message(event_type: str) -> dict[str, Any]:
+    model = STATE_EVENT_MODELS[event_type]
+    return {
+        "name": event_type,
+        "title": event_type,
+        "contentType": "application/json",
+        "correlationId": {"location": "$message.payload#/event_id"},
+        "payload": {
+            "allOf": [
+                {"$ref": SCHEMAS + model.__name__},
+                {"properties": {"event_type": {"const": event_type}}},
+            ]
+        },
+        "bindings": {"amqp": {"messageType": event_type, "bindingVersion": AMQP_BINDING_VERSION}},
+        "examples": [{"name": "example", "payload": example_state_event(event_type)}],
+    }
+
+
 def _message_key(name: str) -> str:
     return name.replace(".", "_")
 
@@ -102,6 +128,7 @@ def _frame_schemas() -> dict[str, Any]:
     """The frames of the delivery exchange, which are also the frames a WebSocket client
     receives (docs/websocket.md)."""
     text = {"type": "string"}
+    count = {"type": "integer", "minimum": 0}
     return {
         "NotificationFrame": {
             "type": "object",
@@ -121,17 +148,58 @@ def _frame_schemas() -> dict[str, Any]:
                 "read": {"type": "boolean"},
                 "room": {**text, "description": "present on room notifications"},
                 "replayed": {"const": True, "description": "present on frames of a replay"},
+                "quiet": {"const": True, "description": "it came during the user's quiet "
+                          "hours: shown, without a browser notification"},
+                "archived": {"const": True, "description": "the user archived it (history)"},
             },
             "additionalProperties": False,
         },
         "ReadFrame": {
             "type": "object",
-            "required": ["type", "ids", "unread_count"],
+            "required": ["type", "ids", "unread_count", "unseen_count"],
             "properties": {
                 "type": {"const": "read"},
                 "ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
-                "unread_count": {"type": "integer", "minimum": 0},
+                "unread_count": count,
+                "unseen_count": count,
                 "up_to_seq": {"type": "integer", "minimum": 0},
+            },
+            "additionalProperties": False,
+        },
+        "SeenFrame": {
+            "type": "object",
+            "required": ["type", "up_to_seq", "unseen_count"],
+            "properties": {
+                "type": {"const": "seen"},
+                "up_to_seq": {"type": "integer", "minimum": 0,
+                              "description": "the user's seen mark: everything up to it is seen"},
+                "unseen_count": count,
+            },
+            "additionalProperties": False,
+        },
+        **{
+            f"{kind.capitalize()}Frame": {
+                "type": "object",
+                "required": ["type", "ids", "unread_count", "unseen_count"],
+                "properties": {
+                    "type": {"const": kind},
+                    "ids": {"type": "array", "items": {"type": "string", "format": "uuid"},
+                            "description": f"the event_ids the event {kind}"},
+                    "unread_count": count,
+                    "unseen_count": count,
+                },
+                "additionalProperties": False,
+            }
+            for kind in ("archived", "unarchived")
+        },
+        "PreferencesFrame": {
+            "type": "object",
+            "required": ["type", "preferences", "critical_types"],
+            "properties": {
+                "type": {"const": "preferences"},
+                "preferences": {"$ref": SCHEMAS + "Preferences"},
+                "critical_types": {"type": "array", "items": {"$ref": SCHEMAS + "NotificationType"},
+                                   "description": "the operator's types no preference mutes"},
             },
             "additionalProperties": False,
         },
@@ -155,7 +223,36 @@ def _frame_messages() -> dict[str, Any]:
             "name": "read",
             "title": "Notifications a device of the user marked read",
             "contentType": "application/json",
+            "headers": seq_header,
             "payload": {"$ref": SCHEMAS + "ReadFrame"},
+        },
+        "seen_frame": {
+            "name": "seen",
+            "title": "A device of the user saw the notifications up to a seq",
+            "contentType": "application/json",
+            "headers": seq_header,
+            "payload": {"$ref": SCHEMAS + "SeenFrame"},
+        },
+        "archived_frame": {
+            "name": "archived",
+            "title": "Notifications a device of the user archived",
+            "contentType": "application/json",
+            "headers": seq_header,
+            "payload": {"$ref": SCHEMAS + "ArchivedFrame"},
+        },
+        "unarchived_frame": {
+            "name": "unarchived",
+            "title": "Notifications a device of the user brought back from the archive",
+            "contentType": "application/json",
+            "headers": seq_header,
+            "payload": {"$ref": SCHEMAS + "UnarchivedFrame"},
+        },
+        "preferences_frame": {
+            "name": "preferences",
+            "title": "The user's preferences, as just set",
+            "contentType": "application/json",
+            "headers": seq_header,
+            "payload": {"$ref": SCHEMAS + "PreferencesFrame"},
         },
         "dead_letter": {
             "name": "dead_letter",
@@ -174,18 +271,22 @@ def _frame_messages() -> dict[str, Any]:
 
 
 def _channels() -> dict[str, Any]:
-    event_messages = [t.value for t in NotificationType] + [
-        _message_key(t.value) for t in ReadEventType
-    ]
-    frames = ["notification_frame", "read_frame"]
+    event_messages = (
+        [t.value for t in NotificationType]
+        + [_message_key(t.value) for t in ReadEventType]
+        + [_message_key(t) for t in STATE_EVENT_MODELS]
+    )
+    frames = ["notification_frame", "read_frame", "seen_frame", "archived_frame",
+              "unarchived_frame", "preferences_frame"]  # fmt: skip
     return {
         "events": _routing_key_channel(
             "{routing_key}", topology.EVENTS_EXCHANGE, "topic", event_messages,
             "Producers publish here: persistent, with publisher confirms, routing key = "
-            "notification_type (or event_type for read events).",
+            "notification_type (or event_type for the other events).",
         ) | {"parameters": {"routing_key": {
-            "description": "the notification_type, or the event_type of a read event",
-            "enum": event_messages[: len(NotificationType)] + [t.value for t in ReadEventType],
+            "description": "the notification_type, or the event_type of another event",
+            "enum": event_messages[: len(NotificationType)] + [t.value for t in ReadEventType]
+            + list(STATE_EVENT_MODELS),
         }}},
         "deadLetter": _routing_key_channel(
             "{routing_key}", topology.DEAD_LETTER_EXCHANGE, "fanout", ["dead_letter"],
@@ -231,6 +332,7 @@ def _operations() -> dict[str, Any]:
 def asyncapi_document() -> dict[str, Any]:
     messages: dict[str, Any] = {t.value: _notification_message(t) for t in NotificationType}
     messages |= {_message_key(t.value): _read_message(t) for t in ReadEventType}
+    messages |= {_message_key(t): _state_message(t) for t in STATE_EVENT_MODELS}
     messages |= _frame_messages()
     return {
         "asyncapi": "3.0.0",

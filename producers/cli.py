@@ -267,24 +267,41 @@ def send(
     click.echo(str(envelope.event_id))
 
 
-SCHEMA_CHOICES = ["envelope", "read-event", "asyncapi", *(t.value for t in NotificationType)]
+EVENT_SCHEMAS = {
+    "seen-event": ("SeenEvent", "seen-event"),
+    "archive-event": ("ArchiveEvent", "archive-event"),
+    "preferences-event": ("PreferencesEvent", "preferences-event"),
+    "schedule-event": ("ScheduleEvent", "schedule-event"),
+}
+SCHEMA_CHOICES = [
+    "envelope",
+    "read-event",
+    *EVENT_SCHEMAS,
+    "asyncapi",
+    *(t.value for t in NotificationType),
+]
 
 
 @cli.command()
 @click.argument("what", type=click.Choice(SCHEMA_CHOICES), default="envelope")
 def schema(what: str) -> None:
-    """Print the JSON Schema of the event envelope (data typed per type), of the read
-    events, of one notification type's data, or the AsyncAPI document, as JSON."""
-    from producers import asyncapi, contract
+    """Print the JSON Schema of the event envelope (data typed per type), of the read, seen,
+    archive, preferences or schedule events, of one notification type's data, or the AsyncAPI
+    document, as JSON."""
+    from producers import asyncapi, contract, envelope
 
     documents = {
         "envelope": contract.envelope_schema,
         "read-event": contract.read_event_schema,
         "asyncapi": asyncapi.asyncapi_document,
     }
-    document = (
-        documents[what]() if what in documents else contract.data_schema(NotificationType(what))
-    )
+    if what in documents:
+        document = documents[what]()
+    elif what in EVENT_SCHEMAS:
+        model, urn = EVENT_SCHEMAS[what]
+        document = contract.event_schema(getattr(envelope, model), urn)
+    else:
+        document = contract.data_schema(NotificationType(what))
     click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
 
 

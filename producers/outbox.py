@@ -21,6 +21,7 @@ import uuid
 from datetime import datetime
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import (
     TIMESTAMP,
     BigInteger,
@@ -40,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from producers.envelope import Envelope, ReadEvent
+from producers.envelope import Envelope, ReadEvent, ScheduleEvent
 
 TABLE = "notification_outbox"
 
@@ -73,16 +74,18 @@ outbox_table = cast(Table, OutboxRow.__table__)
 metadata = OutboxBase.metadata
 
 
-def add(session: Session | AsyncSession, event: Envelope | ReadEvent) -> OutboxRow:
+def add(session: Session | AsyncSession, event: Envelope | ReadEvent | ScheduleEvent) -> OutboxRow:
     """Stage ``event`` for publishing when the session's transaction commits.
 
-    The event is validated already (an Envelope or a ReadEvent), so a bad field fails here,
-    inside the caller's transaction, rather than later in the relay.
+    The event is validated already (an Envelope, with ``deliver_at`` if it is scheduled; a
+    ReadEvent; or the ScheduleEvent of a cancel), so a bad field fails here, inside the
+    caller's transaction, rather than later in the relay. The payload is the event's JSON as
+    the SDK would publish it.
     """
     row = OutboxRow(
         event_id=event.event_id,
         routing_key=event.routing_key,
-        payload=event.model_dump(mode="json"),
+        payload=orjson.loads(event.to_json()),
     )
     session.add(row)
     return row

@@ -30,7 +30,16 @@ from prometheus_client import CollectorRegistry
 
 from producers import topology
 from producers.broker import connect
-from producers.envelope import Envelope, ReadEvent
+from producers.envelope import (
+    CANCELLED,
+    SCHEMA_VERSION,
+    ArchiveEvent,
+    Envelope,
+    PreferencesEvent,
+    ReadEvent,
+    ScheduleEvent,
+    SeenEvent,
+)
 from producers.errors import PublishError
 from producers.logs import context
 from producers.metrics import producer_metrics
@@ -62,7 +71,10 @@ class Outgoing:
     producer: str | None = None
 
     @classmethod
-    def of(cls, event: Envelope | ReadEvent) -> Outgoing:
+    def of(
+        cls,
+        event: Envelope | ReadEvent | SeenEvent | ArchiveEvent | PreferencesEvent | ScheduleEvent,
+    ) -> Outgoing:
         return cls(event.event_id, event.routing_key, event.to_json(), event.producer)
 
     def properties(self) -> aiormq.spec.Basic.Properties:
@@ -84,7 +96,16 @@ class PublishTimeout(PublishError):
         self.unconfirmed = list(unconfirmed)
 
 
-E = TypeVar("E", Envelope, ReadEvent, Outgoing)
+E = TypeVar(
+    "E",
+    Envelope,
+    ReadEvent,
+    SeenEvent,
+    ArchiveEvent,
+    PreferencesEvent,
+    ScheduleEvent,
+    Outgoing,
+)
 
 
 class _Progress:
@@ -179,6 +200,21 @@ class Publisher:
                     extra=context(event_id=item.event_id, event_type=item.routing_key),
                 )
         return batch
+
+    async def cancel(
+        self, scheduled_event_id: uuid.UUID, *, producer: str | None = None
+    ) -> ScheduleEvent:
+        """Withdraw a scheduled notification (published with ``deliver_at``) before it is
+        due: publish its ``notification.cancelled`` and return it once confirmed. A cancel
+        that comes after the release, or names no scheduled notification, changes nothing."""
+        event = ScheduleEvent(
+            event_id=uuid.uuid4(),
+            schema_version=SCHEMA_VERSION,
+            event_type=CANCELLED,
+            scheduled_event_id=scheduled_event_id,
+            producer=producer,
+        )
+        return await self.publish(event)
 
     async def _send(
         self, channel: AbstractRobustChannel, outgoing: Sequence[Outgoing], progress: _Progress

@@ -5,7 +5,7 @@ catalog, not this file."""
 
 import uuid
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Unpack
 
 from producers.catalog import Priority
@@ -28,7 +28,8 @@ class CatalogMethods:
 
         Category booking, default priority medium, data ``BookingCreated`` (producers.catalog).
         It links to ``/bookings/{booking_id}``. The keyword options title, message, priority,
-        action_url, occurred_at and event_id override the catalog's defaults.
+        action_url, occurred_at and event_id override the catalog's defaults; deliver_at
+        schedules it for later.
         """
 
     async def notify_booking_confirmed(
@@ -44,7 +45,8 @@ class CatalogMethods:
 
         Category booking, default priority high, data ``BookingConfirmed`` (producers.catalog).
         It links to ``/bookings/{booking_id}``. The keyword options title, message, priority,
-        action_url, occurred_at and event_id override the catalog's defaults.
+        action_url, occurred_at and event_id override the catalog's defaults; deliver_at
+        schedules it for later.
         """
 
     async def notify_booking_cancelled(
@@ -60,7 +62,8 @@ class CatalogMethods:
 
         Category booking, default priority high, data ``BookingCancelled`` (producers.catalog).
         It links to ``/bookings/{booking_id}``. The keyword options title, message, priority,
-        action_url, occurred_at and event_id override the catalog's defaults.
+        action_url, occurred_at and event_id override the catalog's defaults; deliver_at
+        schedules it for later.
         """
 
     async def notify_payment_received(
@@ -76,7 +79,8 @@ class CatalogMethods:
 
         Category payment, default priority high, data ``PaymentReceived`` (producers.catalog).
         It links to ``/bookings/{booking_id}``. The keyword options title, message, priority,
-        action_url, occurred_at and event_id override the catalog's defaults.
+        action_url, occurred_at and event_id override the catalog's defaults; deliver_at
+        schedules it for later.
         """
 
     async def notify_payment_failed(
@@ -92,7 +96,8 @@ class CatalogMethods:
 
         Category payment, default priority urgent, data ``PaymentFailed`` (producers.catalog).
         It links to ``/bookings/{booking_id}``. The keyword options title, message, priority,
-        action_url, occurred_at and event_id override the catalog's defaults.
+        action_url, occurred_at and event_id override the catalog's defaults; deliver_at
+        schedules it for later.
         """
 
     async def notify_refund_processed(
@@ -107,7 +112,8 @@ class CatalogMethods:
 
         Category payment, default priority high, data ``RefundProcessed`` (producers.catalog).
         It links to ``/bookings/{booking_id}``. The keyword options title, message, priority,
-        action_url, occurred_at and event_id override the catalog's defaults.
+        action_url, occurred_at and event_id override the catalog's defaults; deliver_at
+        schedules it for later.
         """
 
     async def notify_tour_starting_soon(
@@ -124,7 +130,8 @@ class CatalogMethods:
 
         Category tour, default priority urgent, data ``TourStartingSoon`` (producers.catalog).
         It links to ``/bookings/{booking_id}``. The keyword options title, message, priority,
-        action_url, occurred_at and event_id override the catalog's defaults.
+        action_url, occurred_at and event_id override the catalog's defaults; deliver_at
+        schedules it for later.
         """
 
     async def notify_tour_started(
@@ -139,7 +146,8 @@ class CatalogMethods:
 
         Category tour, default priority high, data ``TourStarted`` (producers.catalog). It links
         to ``/bookings/{booking_id}``. The keyword options title, message, priority, action_url,
-        occurred_at and event_id override the catalog's defaults.
+        occurred_at and event_id override the catalog's defaults; deliver_at schedules it for
+        later.
         """
 
     async def notify_tour_completed(
@@ -154,7 +162,8 @@ class CatalogMethods:
 
         Category tour, default priority medium, data ``TourCompleted`` (producers.catalog). It
         links to ``/bookings/{booking_id}``. The keyword options title, message, priority,
-        action_url, occurred_at and event_id override the catalog's defaults.
+        action_url, occurred_at and event_id override the catalog's defaults; deliver_at
+        schedules it for later.
         """
 
     async def notify_new_commission(
@@ -170,7 +179,7 @@ class CatalogMethods:
 
         Category agent, default priority high, data ``NewCommission`` (producers.catalog). The
         keyword options title, message, priority, action_url, occurred_at and event_id override
-        the catalog's defaults.
+        the catalog's defaults; deliver_at schedules it for later.
         """
 
     async def notify_tier_upgraded(
@@ -185,7 +194,7 @@ class CatalogMethods:
 
         Category agent, default priority high, data ``TierUpgraded`` (producers.catalog). The
         keyword options title, message, priority, action_url, occurred_at and event_id override
-        the catalog's defaults.
+        the catalog's defaults; deliver_at schedules it for later.
         """
 
     async def notify_chat_message(
@@ -201,7 +210,8 @@ class CatalogMethods:
 
         Category chat, default priority medium, data ``ChatMessage`` (producers.catalog). It
         links to ``/conversations/{conversation_id}``. The keyword options title, message,
-        priority, action_url, occurred_at and event_id override the catalog's defaults.
+        priority, action_url, occurred_at and event_id override the catalog's defaults;
+        deliver_at schedules it for later.
         """
 
     async def notify_chat_read(
@@ -216,7 +226,7 @@ class CatalogMethods:
 
         Category chat, default priority low, data ``ChatRead`` (producers.catalog). The keyword
         options title, message, priority, action_url, occurred_at and event_id override the
-        catalog's defaults.
+        catalog's defaults; deliver_at schedules it for later.
         """
 
     async def broadcast_system_message(
@@ -227,6 +237,7 @@ class CatalogMethods:
         *,
         data: Mapping[str, Any] | None = None,
         action_url: str | None = None,
+        deliver_at: datetime | None = None,
     ) -> uuid.UUID:
         """Publish one ``system_alert`` notification to everybody; return its event_id once the
         broker has confirmed it.
@@ -248,7 +259,8 @@ class CatalogMethods:
 
         Category system, default priority high, data ``MaintenanceScheduled``
         (producers.catalog). The keyword options title, message, priority, action_url,
-        occurred_at and event_id override the catalog's defaults.
+        occurred_at and event_id override the catalog's defaults; deliver_at schedules it for
+        later.
         """
 
     async def notify_agent_response(
@@ -264,7 +276,8 @@ class CatalogMethods:
 
         Category ai_agent, default priority medium, data ``AgentResponse`` (producers.catalog).
         ``execution_time`` is the data's ``execution_time_ms``. The keyword options title,
-        message, priority, action_url, occurred_at and event_id override the catalog's defaults.
+        message, priority, action_url, occurred_at and event_id override the catalog's defaults;
+        deliver_at schedules it for later.
         """
 
     async def notify_workflow_completed(
@@ -279,5 +292,6 @@ class CatalogMethods:
 
         Category ai_agent, default priority medium, data ``WorkflowCompleted``
         (producers.catalog). The keyword options title, message, priority, action_url,
-        occurred_at and event_id override the catalog's defaults.
+        occurred_at and event_id override the catalog's defaults; deliver_at schedules it for
+        later.
         """

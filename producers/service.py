@@ -57,6 +57,9 @@ class Options(TypedDict, total=False):
     action_url: str | None
     occurred_at: datetime
     event_id: uuid.UUID
+    # Deliver later: logged at once, delivered at this (aware) time, at most 366 days ahead
+    # (docs/events.md, "Scheduled notifications").
+    deliver_at: datetime
 
 
 def _given(data: dict[str, Any]) -> dict[str, Any]:
@@ -106,6 +109,7 @@ _STUB_IMPORTS = {
     "uuid": ("", "import uuid"),
     "Mapping": ("collections.abc", "Mapping"),
     "date": ("datetime", "date"),
+    "datetime": ("datetime", "datetime"),
     "Any": ("typing", "Any"),
     "Unpack": ("typing", "Unpack"),
     "Priority": ("producers.catalog", "Priority"),
@@ -173,6 +177,7 @@ def method_signature(entry: CatalogEntry) -> inspect.Signature:
         parameters += [
             _Parameter("data", _KEYWORD, annotation="Mapping[str, Any] | None", default=None),
             _Parameter("action_url", _KEYWORD, annotation="str | None", default=None),
+            _Parameter("deliver_at", _KEYWORD, annotation="datetime | None", default=None),
         ]
     else:
         parameters.append(
@@ -210,7 +215,7 @@ def method_doc(entry: CatalogEntry) -> str:
     else:
         details.append(
             "The keyword options title, message, priority, action_url, occurred_at and "
-            "event_id override the catalog's defaults."
+            "event_id override the catalog's defaults; deliver_at schedules it for later."
         )
     paragraphs = [textwrap.fill(summary, _DOC_WIDTH), textwrap.fill(" ".join(details), _DOC_WIDTH)]
     return "\n\n".join(paragraphs)
@@ -243,6 +248,7 @@ def catalog_method(entry: CatalogEntry) -> MethodFunction:
             fields["title"], fields["message"] = given["title"], given["message"]
             fields["priority"] = given.get("priority", entry.priority)
             fields["action_url"] = given.get("action_url")
+            fields["deliver_at"] = given.get("deliver_at")
         else:
             data = _given(declared)
             fields.update(given.get("options", {}))
@@ -302,8 +308,11 @@ class NotificationService(CatalogMethods):
         action_url: str | None = None,
         occurred_at: datetime | None = None,
         event_id: uuid.UUID | None = None,
+        deliver_at: datetime | None = None,
     ) -> Envelope:
-        """A validated envelope; raises pydantic.ValidationError naming the bad field."""
+        """A validated envelope; raises pydantic.ValidationError naming the bad field.
+        ``deliver_at`` (an aware datetime, at most 366 days ahead) schedules it: it is logged
+        at once and delivered at that time; ``cancel`` withdraws it until then."""
         data = dict(data or {})
         if notification_type in CATALOG:
             # Validated on its own first, so that an error names the data field itself
@@ -324,6 +333,7 @@ class NotificationService(CatalogMethods):
                 "action_url": action_url,
                 "occurred_at": occurred_at,
                 "producer": self.producer,
+                **({"deliver_at": deliver_at} if deliver_at is not None else {}),
             }
         )
 
@@ -335,6 +345,13 @@ class NotificationService(CatalogMethods):
     async def publish_many(self, envelopes: Iterable[Envelope]) -> list[uuid.UUID]:
         """Publish built envelopes as one batch; return their event_ids once all are confirmed."""
         return [e.event_id for e in await self.publisher.publish_many(list(envelopes))]
+
+    async def cancel(self, event_id: uuid.UUID) -> uuid.UUID:
+        """Withdraw a notification scheduled with ``deliver_at`` before it is due; return the
+        cancel event's id once the broker has confirmed it. Too late (already delivered) or
+        an unknown id: nothing changes."""
+        cancelled = await self.publisher.cancel(event_id, producer=self.producer)
+        return cancelled.event_id
 
     # The seed's connection-manager calls, which here publish events (producers.messages)
 

@@ -11,11 +11,19 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from dispatcher.records import StoredNotification, notification_frame, read_frame
+from dispatcher.records import (
+    StoredNotification,
+    archived_frame,
+    notification_frame,
+    preferences_frame,
+    read_frame,
+    seen_frame,
+)
 from producers.asyncapi import asyncapi_document
 from producers.catalog import NotificationType
 from producers.contract import example_event
 from producers.envelope import Envelope
+from producers.preferences import Preferences
 
 
 def validator(name: str) -> Draft202012Validator:
@@ -49,8 +57,40 @@ def test_every_notification_frame_matches_the_published_schema(
 
 def test_read_frames_match_the_published_schema() -> None:
     ids = [str(uuid.uuid4())]
-    for frame in (read_frame(ids, 3), read_frame([], 0, up_to_seq=41)):
+    for frame in (
+        read_frame(ids, 3, unseen_count=1),
+        read_frame([], 0, up_to_seq=41, unseen_count=0),
+    ):
         assert not [e.message for e in READ.iter_errors(frame)], frame
+    assert not READ.is_valid(read_frame(ids, 3)), "the dispatcher always gives unseen_count"
+
+
+def test_the_state_syncs_match_the_published_schema() -> None:
+    ids = [str(uuid.uuid4()), str(uuid.uuid4())]
+    preferences = Preferences.model_validate(
+        {"muted_categories": ["chat"], "quiet_hours": {"start": "22:00", "end": "07:00",
+                                                       "time_zone": "Europe/Berlin"}}
+    )  # fmt: skip
+    cases = [
+        ("SeenFrame", seen_frame(41, 2)),
+        ("ArchivedFrame", archived_frame(ids, 3, 1)),
+        ("UnarchivedFrame", archived_frame(ids[:1], 4, 2, unarchived=True)),
+        ("PreferencesFrame", preferences_frame(preferences.document(), {"system_alert"})),
+        ("PreferencesFrame", preferences_frame({}, set())),
+    ]
+    for name, frame in cases:
+        check = validator(name)
+        assert not [e.message for e in check.iter_errors(frame)], frame
+        assert not check.is_valid({**frame, "unexpected": 1})
+
+
+def test_quiet_and_archived_notification_frames_match_the_published_schema() -> None:
+    envelope = Envelope.model_validate(
+        {**example_event(NotificationType.CHAT_MESSAGE), "event_id": str(uuid.uuid4())}
+    )
+    stored = StoredNotification.from_envelope(envelope, seq=7)
+    frame = notification_frame(stored, replayed=True, quiet=True, archived=True)
+    assert NOTIFICATION.is_valid(frame), frame
 
 
 def test_the_schemas_refuse_a_frame_with_a_field_they_do_not_describe() -> None:

@@ -58,7 +58,7 @@ SEED_SIGNATURES = {
     "notify_tier_upgraded": "(self, agent_id: 'str', old_tier: 'str', new_tier: 'str', **options: 'Unpack[Options]') -> 'uuid.UUID'",  # noqa: E501
     "notify_chat_message": "(self, user_id: 'str', conversation_id: 'str', sender_id: 'str', preview: 'str', **options: 'Unpack[Options]') -> 'uuid.UUID'",  # noqa: E501
     "notify_chat_read": "(self, user_id: 'str', conversation_id: 'str', reader_id: 'str', **options: 'Unpack[Options]') -> 'uuid.UUID'",  # noqa: E501
-    "broadcast_system_message": "(self, title: 'str', message: 'str', priority: 'Priority | str' = <Priority.HIGH: 'high'>, *, data: 'Mapping[str, Any] | None' = None, action_url: 'str | None' = None) -> 'uuid.UUID'",  # noqa: E501
+    "broadcast_system_message": "(self, title: 'str', message: 'str', priority: 'Priority | str' = <Priority.HIGH: 'high'>, *, data: 'Mapping[str, Any] | None' = None, action_url: 'str | None' = None, deliver_at: 'datetime | None' = None) -> 'uuid.UUID'",  # noqa: E501
     "notify_maintenance_scheduled": "(self, starts_at: 'When', ends_at: 'When | None' = None, *, room: 'str | None' = None, **options: 'Unpack[Options]') -> 'uuid.UUID'",  # noqa: E501
     "notify_agent_response": "(self, user_id: 'str', agent_name: 'str', response: 'Any', execution_time: 'float', **options: 'Unpack[Options]') -> 'uuid.UUID'",  # noqa: E501
     "notify_workflow_completed": "(self, user_id: 'str', workflow_id: 'str', status: 'str', **options: 'Unpack[Options]') -> 'uuid.UUID'",  # noqa: E501
@@ -103,7 +103,8 @@ def test_each_type_has_a_method_whose_parameters_are_its_data_fields(entry: Cata
 
     keyword_only = [p.name for p in parameters if p.kind is P.KEYWORD_ONLY]
     room = ["room"] if sdk.audience is Audience.ROOM_OR_BROADCAST else []
-    assert keyword_only == room + (["data", "action_url"] if sdk.announcement else [])
+    announcement = ["data", "action_url", "deliver_at"] if sdk.announcement else []
+    assert keyword_only == room + announcement
     variadic = [p.name for p in parameters if p.kind is P.VAR_KEYWORD]
     assert variadic == ([] if sdk.announcement else ["options"])
 
