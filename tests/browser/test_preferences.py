@@ -199,6 +199,8 @@ async def test_a_muted_category_stays_away_while_others_arrive_and_critical_type
         await form.get_by_role("checkbox", name="Hold notifications during quiet hours").check()
         await expect(form.get_by_role("combobox", name="Time zone")).to_have_value(ZONE)
         await screenshot(page, "preferences-panel")
+        await form.get_by_role("combobox", name="Time zone").scroll_into_view_if_needed()
+        await screenshot(page, "preferences-quiet-hours")
         await form.get_by_role("checkbox", name="Hold notifications during quiet hours").uncheck()
 
         await form.get_by_role("checkbox", name="Chat").uncheck()
