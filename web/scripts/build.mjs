@@ -20,7 +20,7 @@ const check = process.argv.includes("--check");
 
 // Minified and gzipped, React excluded (docs/web.md, "Size").
 const BUDGETS = [
-  { name: "client core", entry: "packages/client/src/index.ts", external: [], limit: 5 * 1024 },
+  { name: "client core", entry: "packages/client/src/index.ts", external: [], limit: 6.5 * 1024 },
   {
     name: "React bindings + bell",
     entry: "packages/react/src/index.ts",

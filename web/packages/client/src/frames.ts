@@ -20,11 +20,17 @@ export function toFrame(x: unknown): ServerFrame | undefined {
       ? str(x.id) && num(x.seq) && str(x.title) && str(x.message) && str(x.priority)
       : t === "read"
         ? num(x.unread_count)
-        : t === "replay_complete"
-          ? isObj(d) && num(d.last_seq) && num(d.unread_count)
-          : t === "connection_established"
-            ? isObj(d)
-            : str(t);
+        : t === "seen"
+          ? num(x.up_to_seq) && num(x.unseen_count)
+          : t === "archived" || t === "unarchived"
+            ? Array.isArray(x.ids) && num(x.unread_count) && num(x.unseen_count)
+            : t === "preferences"
+              ? isObj(x.preferences) && Array.isArray(x.critical_types)
+              : t === "replay_complete"
+                ? isObj(d) && num(d.last_seq) && num(d.unread_count)
+                : t === "connection_established"
+                  ? isObj(d)
+                  : str(t);
   return ok ? (x as unknown as ServerFrame) : undefined;
 }
 

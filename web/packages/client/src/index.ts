@@ -1,7 +1,7 @@
 export type * from "./types";
 export { backoffDelay, closeAction, retryPlan, type BackoffOptions, type CloseAction } from "./backoff";
 export { renewDelay, tokenExpiry } from "./token";
-export { HttpError, type HistoryPage, type HistoryQuery } from "./rest";
+export { HttpError, type ArchiveBody, type Counts, type HistoryPage, type HistoryQuery } from "./rest";
 export {
   getWebSocketService,
   WebSocketService,

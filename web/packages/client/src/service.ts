@@ -3,12 +3,20 @@
  * server's unread count) the same in every tab; the socket itself is owned by one tab's
  * Transport (tabs.ts elects it), or by this service when tabs are not shared.
  */
-import { createRest, type HistoryPage, type HistoryQuery, type Rest } from "./rest";
+import { createRest, type ArchiveBody, type HistoryPage, type HistoryQuery, type Rest } from "./rest";
 import { createStreams, type Streams } from "./streams";
 import { createTabLink, type ChannelConstructor, type LocksLike, type TabLink, type TabMessage } from "./tabs";
 import type { Input, TransportOptions } from "./ports";
 import { createTransport, type Transport } from "./transport";
-import type { ClientAction, ConnectionStatus, NotificationFrame, ServiceEvents } from "./types";
+import type {
+  ClientAction,
+  ConnectionStatus,
+  NotificationFrame,
+  Preferences,
+  PreferencesFrame,
+  PreferencesInfo,
+  ServiceEvents,
+} from "./types";
 
 export interface ServiceOptions extends TransportOptions {
   readonly appVersion?: string;
@@ -75,6 +83,18 @@ export class WebSocketService {
   /** The server's count of unread notifications, as it last said. */
   get unreadCount(): number {
     return this.st.unread;
+  }
+  /** The server's count of unread notifications not seen yet, as it last said. */
+  get unseenCount(): number {
+    return this.st.unseen;
+  }
+  /** The user's seen cursor, as the server last said (0 before it said). */
+  get seenUpToSeq(): number {
+    return this.st.seenSeq;
+  }
+  /** The last `preferences` frame, if one came. */
+  get lastPreferences(): PreferencesFrame | undefined {
+    return this.st.prefs;
   }
   /** The greatest seq seen on the user's stream: the `since` of the next connection. */
   get cursor(): number | undefined {
@@ -172,14 +192,52 @@ export class WebSocketService {
     else await this.api().markRead({ all: true, up_to_seq: upToSeq });
   }
 
+  /** Marks seen every notification up to `upToSeq` (the badge counts what is not seen). */
+  async markSeen(upToSeq: number): Promise<void> {
+    if (this.status === "connected") this.act({ action: "mark_seen", up_to_seq: upToSeq });
+    else await this.api().markSeen(upToSeq);
+  }
+
+  /** Archives notifications by id (at most 1,000). */
+  async archive(ids: readonly string[]): Promise<void> {
+    if (ids.length) await this.archiving({ ids });
+  }
+
+  /** Archives every read notification up to `upToSeq` (default: all of them). */
+  archiveAllRead(upToSeq?: number): Promise<void> {
+    return this.archiving(upToSeq === undefined ? { all_read: true } : { all_read: true, up_to_seq: upToSeq });
+  }
+
+  async unarchive(ids: readonly string[]): Promise<void> {
+    if (!ids.length) return;
+    if (this.status === "connected") this.act({ action: "unarchive", ids });
+    else await this.api().unarchive(ids);
+  }
+
   history(query?: HistoryQuery): Promise<HistoryPage> {
     return this.api().history(query);
   }
 
+  /** The user's preferences, the critical types, and the categories and types to choose from. */
+  preferences(): Promise<PreferencesInfo> {
+    return this.api().preferences();
+  }
+
+  /** Replaces the user's preferences; every device gets a `preferences` frame. */
+  savePreferences(preferences: Preferences): Promise<Preferences> {
+    return this.api().savePreferences(preferences);
+  }
+
   async unreadCountFromServer(): Promise<number> {
-    const n = await this.api().unreadCount();
-    this.st.count(n);
-    return n;
+    const c = await this.api().counts();
+    this.st.count(c.unread_count);
+    this.st.countUnseen(c.unseen_count);
+    return c.unread_count;
+  }
+
+  private async archiving(body: ArchiveBody): Promise<void> {
+    if (this.status === "connected") this.act({ action: "archive", ...body });
+    else await this.api().archive(body);
   }
 
   private api(): Rest {

@@ -6,7 +6,14 @@
 import { createEmitter, type Emitter } from "./emitter";
 import { applyRead, maxSeq } from "./frames";
 import type { SyncState } from "./tabs";
-import type { ClientAction, ConnectionStatus, NotificationFrame, ServerFrame, ServiceEvents } from "./types";
+import type {
+  ClientAction,
+  ConnectionStatus,
+  NotificationFrame,
+  PreferencesFrame,
+  ServerFrame,
+  ServiceEvents,
+} from "./types";
 
 const RECENT_MAX = 500;
 const SEEN_MAX = 5000;
@@ -15,6 +22,12 @@ export interface Streams {
   readonly events: Emitter<ServiceEvents>;
   readonly status: ConnectionStatus;
   readonly unread: number;
+  /** The server's count of unread notifications not seen yet. */
+  readonly unseen: number;
+  /** The user's seen cursor, as the server last said. */
+  readonly seenSeq: number;
+  /** The last preferences frame. */
+  readonly prefs: PreferencesFrame | undefined;
   /** The user stream's cursor. */
   readonly cursor: number | undefined;
   /** Subscribed rooms, with each one's cursor. */
@@ -25,6 +38,7 @@ export interface Streams {
   readonly truncated: boolean;
   frame(f: ServerFrame): void;
   count(n: number): void;
+  countUnseen(n: number | undefined): void;
   setStatus(s: ConnectionStatus): void;
   /** Keeps the room set in step with an action of this tab. */
   track(a: ClientAction): void;
@@ -44,6 +58,9 @@ export function createStreams(): Streams {
   const seen = new Set<string>();
   let status: ConnectionStatus = "idle";
   let unread = 0;
+  let unseen = 0;
+  let seenSeq = 0;
+  let prefs: PreferencesFrame | undefined;
   let cursor: number | undefined;
   let recent: readonly NotificationFrame[] = [];
   let truncated = false;
@@ -56,6 +73,12 @@ export function createStreams(): Streams {
     if (n === unread) return;
     unread = n;
     events.emit("unread_count", n);
+  };
+
+  const countUnseen = (n: number | undefined): void => {
+    if (n === undefined || n === unseen) return;
+    unseen = n;
+    events.emit("unseen_count", n);
   };
 
   const setStatus = (s: ConnectionStatus): void => {
@@ -82,13 +105,19 @@ export function createStreams(): Streams {
         // A live, unread notification of the user's own stream is one more unread on the
         // server too (a replayed one is in replay_complete's count already). Each id counts
         // once, and the next replay_complete or read frame sets the server's figure again.
-        if (f.room === undefined && f.replayed !== true && f.read !== true) count(unread + 1);
+        if (f.room === undefined && f.replayed !== true && f.read !== true) {
+          count(unread + 1);
+          // Not seen yet, unless some device saw past it already.
+          if (f.seq > seenSeq) countUnseen(unseen + 1);
+        }
         return;
       case "replay_complete":
         cursor = maxSeq(cursor, f.data.last_seq);
+        seenSeq = Math.max(seenSeq, f.data.seen_up_to_seq ?? 0);
         truncated ||= f.data.truncated;
         events.emit("replay_complete", f.data);
         count(f.data.unread_count);
+        countUnseen(f.data.unseen_count);
         return;
       case "connection_established":
         events.emit("connection_established", f.data);
@@ -98,6 +127,18 @@ export function createStreams(): Streams {
       case "read":
         recent = applyRead(recent, f);
         break;
+      case "seen":
+        seenSeq = Math.max(seenSeq, f.up_to_seq);
+        break;
+      case "archived": {
+        // An archived notification is no longer in the inbox a joining tab starts from.
+        const ids = new Set(f.ids);
+        recent = recent.filter((n) => !ids.has(n.id));
+        break;
+      }
+      case "preferences":
+        prefs = f;
+        break;
       case "subscribed":
         raise(f.room, f.last_seq);
         break;
@@ -105,7 +146,8 @@ export function createStreams(): Streams {
         rooms.delete(f.room);
     }
     events.emit(f.type, f);
-    if (f.type === "read") count(f.unread_count);
+    if ("unread_count" in f) count(f.unread_count);
+    if ("unseen_count" in f) countUnseen(f.unseen_count);
   };
 
   return {
@@ -116,6 +158,15 @@ export function createStreams(): Streams {
     },
     get unread() {
       return unread;
+    },
+    get unseen() {
+      return unseen;
+    },
+    get seenSeq() {
+      return seenSeq;
+    },
+    get prefs() {
+      return prefs;
     },
     get cursor() {
       return cursor;
@@ -128,6 +179,7 @@ export function createStreams(): Streams {
     },
     frame,
     count,
+    countUnseen,
     setStatus,
     track(a) {
       if (a.action === "subscribe") raise(a.room, undefined);
@@ -138,15 +190,25 @@ export function createStreams(): Streams {
       return since === undefined ? { action: "subscribe", room } : { action: "subscribe", room, since };
     },
     state() {
-      return { s: status, c: cursor, r: [...rooms], u: unread, n: recent, t: truncated };
+      return { s: status, c: cursor, r: [...rooms], u: unread, v: unseen, w: seenSeq, p: prefs, n: recent, t: truncated };
     },
     sync(y) {
       cursor = maxSeq(cursor, y.c);
       for (const [room, c] of y.r) raise(room, c);
       for (const n of y.n) frame(n);
       truncated ||= y.t;
-      events.emit("replay_complete", { count: y.n.length, unread_count: y.u, last_seq: cursor ?? 0, truncated: y.t });
+      seenSeq = Math.max(seenSeq, y.w);
+      events.emit("replay_complete", {
+        count: y.n.length,
+        unread_count: y.u,
+        last_seq: cursor ?? 0,
+        truncated: y.t,
+        unseen_count: y.v,
+        seen_up_to_seq: seenSeq,
+      });
       count(y.u);
+      countUnseen(y.v);
+      if (y.p) frame(y.p);
       setStatus(y.s);
     },
   };

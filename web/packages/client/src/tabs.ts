@@ -4,7 +4,7 @@
  * when the leader's tab closes or crashes, and hands it to the next tab waiting for it.
  */
 import type { Input, Listener } from "./ports";
-import type { ClientAction, ConnectionStatus, NotificationFrame } from "./types";
+import type { ClientAction, ConnectionStatus, NotificationFrame, PreferencesFrame } from "./types";
 
 /** What the service needs of `navigator.locks`. */
 export interface LocksLike {
@@ -19,12 +19,16 @@ export interface ChannelLike {
 export type ChannelConstructor = new (name: string) => ChannelLike;
 
 /** The leader's state, for a tab that joins (or a leader taking over): cursors, rooms, the
- * server's unread count and the recent notifications of the user's stream. */
+ * server's unread and unseen counts, the seen cursor, the last preferences frame and the
+ * recent notifications of the user's stream. */
 export interface SyncState {
   readonly s: ConnectionStatus;
   readonly c: number | undefined;
   readonly r: readonly (readonly [string, number | undefined])[];
   readonly u: number;
+  readonly v: number;
+  readonly w: number;
+  readonly p: PreferencesFrame | undefined;
   readonly n: readonly NotificationFrame[];
   readonly t: boolean;
 }

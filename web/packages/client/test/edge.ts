@@ -3,7 +3,7 @@
  * and its REST API as a fetch, for one user's event log.
  */
 import type { SocketConstructor, SocketLike } from "../src";
-import type { ClientAction, NotificationFrame, ServerFrame } from "../src/types";
+import type { ClientAction, NotificationFrame, Preferences, ServerFrame } from "../src/types";
 
 export type Handler<T> = ((event: T) => void) | null;
 
@@ -82,7 +82,7 @@ export class FakeSocket implements SocketLike {
     this.onopen?.({});
   }
 
-  deliver(frame: ServerFrame | Record<string, unknown>): void {
+  deliver(frame: ServerFrame | object): void {
     if (this.readyState === 1 && !this.silent) this.onmessage?.({ data: JSON.stringify(frame) });
   }
 
@@ -110,6 +110,13 @@ export class FakeServer {
   clockOffsetMs = 0;
   /** REST answers with a network error (the edge cannot be reached). */
   unreachable = false;
+  /** The user's seen cursor, archived ids and preferences. */
+  seenSeq = 0;
+  archived = new Set<string>();
+  preferences: Preferences = {};
+  critical: readonly string[] = ["system_alert", "payment_failed"];
+  /** Leaves seen_up_to_seq and unseen_count out of replay_complete, as an older edge did. */
+  legacy = false;
   validToken: (token: string | undefined) => boolean = () => true;
   /** How REST refuses a token validToken rejects. */
   refusal = { status: 401, body: { error: "invalid_token", message: "the token does not verify" } };
@@ -135,8 +142,48 @@ export class FakeServer {
     return s;
   }
 
+  /** The user stream's notifications in the inbox (not archived). */
+  get inbox(): NotificationFrame[] {
+    return this.log.filter((n) => n.room === undefined && !this.archived.has(n.id));
+  }
+
   get unread(): number {
-    return this.log.filter((n) => n.room === undefined && n.read !== true).length;
+    return this.inbox.filter((n) => n.read !== true).length;
+  }
+
+  get unseen(): number {
+    return this.inbox.filter((n) => n.read !== true && n.seq > this.seenSeq).length;
+  }
+
+  get counts(): { unread_count: number; unseen_count: number } {
+    return { unread_count: this.unread, unseen_count: this.unseen };
+  }
+
+  private all(frame: object): void {
+    for (const ws of this.open) ws.deliver(frame);
+  }
+
+  seen(upToSeq: number): void {
+    this.seenSeq = Math.max(this.seenSeq, upToSeq);
+    this.all({ type: "seen", up_to_seq: this.seenSeq, unseen_count: this.unseen });
+  }
+
+  archive(ids: readonly string[] | "all_read", upToSeq = this.highWater): void {
+    const marked = this.inbox
+      .filter((n) => (ids === "all_read" ? n.read === true && n.seq <= upToSeq : ids.includes(n.id)))
+      .map((n) => n.id);
+    for (const id of marked) this.archived.add(id);
+    this.all({ type: "archived", ids: marked, ...this.counts });
+  }
+
+  unarchive(ids: readonly string[]): void {
+    const marked = ids.filter((id) => this.archived.delete(id));
+    this.all({ type: "unarchived", ids: marked, ...this.counts });
+  }
+
+  setPreferences(preferences: Preferences): void {
+    this.preferences = preferences;
+    this.all({ type: "preferences", preferences, critical_types: this.critical });
   }
 
   handshake(ws: FakeSocket): void {
@@ -156,7 +203,7 @@ export class FakeServer {
         server_time: new Date(Date.now() + this.clockOffsetMs).toISOString(),
       },
     });
-    const user = this.log.filter((n) => n.room === undefined);
+    const user = this.inbox;
     const since = ws.since;
     let replay =
       since === undefined
@@ -167,7 +214,13 @@ export class FakeServer {
     for (const n of replay) ws.deliver({ ...n, replayed: true });
     ws.deliver({
       type: "replay_complete",
-      data: { count: replay.length, unread_count: this.unread, last_seq: this.highWater, truncated },
+      data: {
+        count: replay.length,
+        unread_count: this.unread,
+        last_seq: this.highWater,
+        truncated,
+        ...(this.legacy ? {} : { unseen_count: this.unseen, seen_up_to_seq: this.seenSeq }),
+      },
     });
   }
 
@@ -184,7 +237,13 @@ export class FakeServer {
     this.log = this.log.map((n) =>
       ids.includes(n.id) || (upToSeq !== undefined && n.room === undefined && n.seq <= upToSeq) ? { ...n, read: true } : n,
     );
-    const frame = { type: "read", ids, unread_count: this.unread, ...(upToSeq === undefined ? {} : { up_to_seq: upToSeq }) };
+    const frame = {
+      type: "read",
+      ids,
+      unread_count: this.unread,
+      ...(this.legacy ? {} : { unseen_count: this.unseen }),
+      ...(upToSeq === undefined ? {} : { up_to_seq: upToSeq }),
+    };
     for (const ws of this.open) ws.deliver(frame);
   }
 
@@ -219,6 +278,16 @@ export class FakeServer {
         return;
       case "mark_all_read":
         this.markRead([], a.up_to_seq ?? this.highWater);
+        return;
+      case "mark_seen":
+        this.seen(a.up_to_seq);
+        return;
+      case "archive":
+        if ("ids" in a) this.archive(a.ids);
+        else this.archive("all_read", a.up_to_seq);
+        return;
+      case "unarchive":
+        this.unarchive(a.ids);
     }
   }
 
@@ -233,7 +302,41 @@ export class FakeServer {
     const json = (status: number, value: unknown): Promise<Response> =>
       Promise.resolve(new Response(JSON.stringify(value), { status, headers: { "Content-Type": "application/json" } }));
     if (!this.validToken(token)) return json(this.refusal.status, this.refusal.body);
-    if (url.pathname.endsWith("/unread-count")) return json(200, { user_id: "alice", unread_count: this.unread });
+    if (url.pathname.endsWith("/unread-count")) return json(200, { user_id: "alice", ...this.counts });
+    if (url.pathname.endsWith("/preferences")) {
+      if (init?.method === "PUT") {
+        const p = body as Preferences;
+        if (p.muted_types?.some((t) => this.critical.includes(t))) {
+          return json(422, { error: "invalid_request", message: "muted_types: system_alert cannot be muted" });
+        }
+        this.setPreferences(p);
+        return json(202, { success: true, event_id: "e2", preferences: p });
+      }
+      return json(200, {
+        user_id: "alice",
+        preferences: this.preferences,
+        critical_types: this.critical,
+        categories: ["booking", "payment", "system"],
+        types: [
+          { type: "booking_confirmed", category: "booking", critical: false },
+          { type: "payment_failed", category: "payment", critical: true },
+          { type: "system_alert", category: "system", critical: true },
+        ],
+      });
+    }
+    if (url.pathname.endsWith("/seen")) {
+      this.seen((body as { up_to_seq: number }).up_to_seq);
+      return json(202, { success: true, event_id: "e3" });
+    }
+    if (url.pathname.endsWith("/archive")) {
+      const b = body as { ids?: string[]; all_read?: boolean; up_to_seq?: number };
+      this.archive(b.all_read ? "all_read" : (b.ids ?? []), b.up_to_seq);
+      return json(202, { success: true, event_id: "e4" });
+    }
+    if (url.pathname.endsWith("/unarchive")) {
+      this.unarchive((body as { ids: string[] }).ids);
+      return json(202, { success: true, event_id: "e5" });
+    }
     if (url.pathname.endsWith("/read")) {
       const b = body as { ids?: string[]; all?: boolean; up_to_seq?: number };
       if (b.all) this.markRead([], b.up_to_seq ?? this.highWater);
@@ -246,7 +349,8 @@ export class FakeServer {
     if (limit > 200) return json(422, { error: "invalid_request", message: "query.limit: too large" });
     const page = this.log
       .filter((n) => n.room === undefined && n.seq < before)
-      .filter((n) => status === "all" || (status === "read") === (n.read === true))
+      .filter((n) => (status === "archived") === this.archived.has(n.id))
+      .filter((n) => status === "all" || status === "archived" || (status === "read") === (n.read === true))
       .sort((a, b) => b.seq - a.seq)
       .slice(0, limit);
     return json(200, {

@@ -147,7 +147,7 @@ describe("read state", () => {
     expect(service.unreadCount).toBe(3);
     void service.markRead(["n1"]);
     expect(server.last.sent.at(-1)).toEqual({ action: "mark_read", ids: ["n1"] });
-    expect(events.reads.at(-1)).toEqual({ type: "read", ids: ["n1"], unread_count: 2 });
+    expect(events.reads.at(-1)).toEqual({ type: "read", ids: ["n1"], unread_count: 2, unseen_count: 2 });
     expect(service.unreadCount).toBe(2);
     server.log = server.log.map((n) => ({ ...n, read: false }));
     await expect(service.unreadCountFromServer()).resolves.toBe(3);

@@ -56,7 +56,7 @@ describe("one socket per browser", () => {
       expect(seqs(tab)).toEqual([1, 2, 3]);
       expect(tab.service.unreadCount).toBe(2);
       expect(tab.service.cursor).toBe(3);
-      expect(tab.events.reads).toEqual([{ type: "read", ids: ["n1"], unread_count: 2 }]);
+      expect(tab.events.reads).toEqual([{ type: "read", ids: ["n1"], unread_count: 2, unseen_count: 2 }]);
     }
   });
 

@@ -17,6 +17,7 @@ import {
 } from "./browserNotifications";
 import { useNow } from "./clock";
 import { NotificationBellStyles } from "./NotificationBellStyles";
+import { PreferencesPanel } from "./PreferencesPanel";
 import { formatRelativeTime } from "./relativeTime";
 import { isSameOriginPath } from "./safeUrl";
 import {
@@ -48,6 +49,8 @@ export interface NotificationBellBaseProps {
   locale?: string | undefined;
   /** Desktop notifications for high and urgent ones while the page is hidden; on by default. */
   browserNotifications?: boolean | undefined;
+  /** Offer the preferences panel (categories, quiet hours); on by default. */
+  preferences?: boolean | undefined;
   /** Put the default stylesheet in the document head; on by default. */
   injectStyles?: boolean | undefined;
   styleNonce?: string | undefined;
@@ -77,8 +80,8 @@ export interface NotificationBellInboxProps {
 export type NotificationBellProps = NotificationBellBaseProps &
   (NotificationBellConnectionProps | NotificationBellInboxProps);
 
-type Tab = "all" | "unread";
-const TABS: readonly Tab[] = ["all", "unread"];
+type Tab = "all" | "unread" | "archived";
+const TABS: readonly Tab[] = ["all", "unread", "archived"];
 const ignore = (): void => undefined;
 
 export function formatBadgeCount(count: number): string {
@@ -92,6 +95,7 @@ export function NotificationBell(props: NotificationBellProps): ReactNode {
     onNavigate: props.onNavigate,
     locale: props.locale,
     browserNotifications: props.browserNotifications,
+    preferences: props.preferences,
     injectStyles: props.injectStyles,
     styleNonce: props.styleNonce,
     className: props.className,
@@ -140,6 +144,7 @@ function BellView(props: BellViewProps): ReactNode {
     onNavigate,
     locale,
     browserNotifications = true,
+    preferences: offerPreferences = true,
     injectStyles = true,
     styleNonce,
     className,
@@ -151,6 +156,7 @@ function BellView(props: BellViewProps): ReactNode {
 
   const [open, setOpen] = useState(false);
   const [tab, setTab] = useState<Tab>("all");
+  const [view, setView] = useState<"list" | "preferences">("list");
   const [active, setActive] = useState<Active>({ id: null, index: 0 });
   const now = useNow(open);
 
@@ -159,6 +165,8 @@ function BellView(props: BellViewProps): ReactNode {
   const panelId = `${id}-panel`;
   const headingId = `${id}-heading`;
   const tabpanelId = `${id}-tabpanel`;
+  const unseenId = `${id}-unseen`;
+  const prefsId = `${id}-prefs`;
   const tabId = (which: Tab): string => `${id}-tab-${which}`;
 
   const rootRef = useRef<HTMLDivElement>(null);
@@ -170,17 +178,30 @@ function BellView(props: BellViewProps): ReactNode {
   const focusOnOpen = useRef<"first" | "last" | null>(null);
   const focusInside = useRef(false);
 
-  const { notifications, unreadCount, hasMore, loadingMore, status, error } = state;
-  const { markRead, markAllRead, loadMore } = state;
+  const { notifications, unreadCount, unseenCount, status, error, archived } = state;
+  const { markRead, markAllRead, markSeen, archive, archiveAllRead, unarchive, loadArchived } = state;
+  const { loadPreferences, savePreferences } = state;
+  const inArchive = tab === "archived";
+  // The list shown, and its paging: the inbox's history, or the Archived list's.
+  const hasMore = inArchive ? archived.hasMore : state.hasMore;
+  const loadingMore = inArchive ? archived.loading : state.loadingMore;
+  const loadMore = inArchive ? loadArchived : state.loadMore;
   const visible = useMemo(
-    () => (tab === "unread" ? notifications.filter((item) => !item.read) : notifications),
-    [tab, notifications],
+    () =>
+      tab === "archived"
+        ? archived.items
+        : tab === "unread"
+          ? notifications.filter((item) => !item.read)
+          : notifications,
+    [tab, notifications, archived.items],
   );
   // The active item is tracked by id so that arrivals at the top do not move focus; when it
   // leaves the list (read under the Unread tab) its place is taken by the next one.
   let activeIndex = visible.findIndex((item) => item.id === active.id);
   if (activeIndex < 0) activeIndex = Math.min(active.index, visible.length - 1);
   const nothingUnread = unreadCount === 0 && !notifications.some((item) => !item.read);
+  const nothingRead = !notifications.some((item) => item.read);
+  const newest = notifications[0]?.seq;
 
   const focusCurrent = (): void => {
     const item = menuRef.current?.querySelector<HTMLElement>('[role="menuitem"][tabindex="0"]');
@@ -202,6 +223,7 @@ function BellView(props: BellViewProps): ReactNode {
     const index = focus === "first" ? 0 : Math.max(0, visible.length - 1);
     setActive({ id: visible[index]?.id ?? null, index });
     focusOnOpen.current = focus;
+    setView("list");
     setOpen(true);
   };
 
@@ -209,6 +231,20 @@ function BellView(props: BellViewProps): ReactNode {
     setOpen(false);
     if (returnFocus) buttonRef.current?.focus();
   };
+
+  // Open, the inbox is seen: everything it holds, and what arrives while it stays open.
+  useEffect(() => {
+    if (open) markSeen().catch(ignore);
+  }, [open, newest, unseenCount, markSeen]);
+
+  // The Archived list is fetched each time it is shown: archiving happens on other devices too.
+  useEffect(() => {
+    if (open && inArchive && view === "list") loadArchived().catch(ignore);
+  }, [open, inArchive, view, loadArchived]);
+
+  useEffect(() => {
+    if (open && view === "preferences") loadPreferences().catch(ignore);
+  }, [open, view, loadPreferences]);
 
   useEffect(() => {
     if (!open || focusOnOpen.current === null) return;
@@ -247,7 +283,7 @@ function BellView(props: BellViewProps): ReactNode {
       (entries) => {
         if (!entries.some((entry) => entry.isIntersecting)) return;
         observer.disconnect();
-        loadMore().catch(ignore);
+        loadMore(true).catch(ignore);
       },
       { root: scrollRef.current, rootMargin: "0px 0px 120px 0px" },
     );
@@ -264,6 +300,11 @@ function BellView(props: BellViewProps): ReactNode {
     closePanel(true);
     if (onNavigate !== undefined) onNavigate(url);
     else window.location.assign(url);
+  };
+
+  /** Archives an item, or brings it back from the Archived list. */
+  const toggleArchive = (item: InboxItem): void => {
+    (inArchive ? unarchive : archive)([item.id]).catch(ignore);
   };
 
   const selectTab = (which: Tab, focus: boolean): void => {
@@ -339,6 +380,11 @@ function BellView(props: BellViewProps): ReactNode {
         if (item !== undefined) activate(item);
         break;
       }
+      case "Delete": {
+        const item = visible[current];
+        if (item !== undefined) toggleArchive(item);
+        break;
+      }
       default:
         return;
     }
@@ -368,8 +414,11 @@ function BellView(props: BellViewProps): ReactNode {
     if (next !== undefined) selectTab(next, true);
   };
 
-  const tabLabel = (which: Tab): string => (which === "all" ? strings.tabAll : strings.tabUnread);
-  const emptyText = tab === "unread" ? strings.emptyUnread : strings.empty;
+  const tabLabel = (which: Tab): string =>
+    which === "all" ? strings.tabAll : which === "unread" ? strings.tabUnread : strings.tabArchived;
+  const emptyText =
+    tab === "unread" ? strings.emptyUnread : inArchive ? strings.emptyArchived : strings.empty;
+  const inList = view === "list";
   const waiting = status === "connecting" || status === "idle";
 
   return (
@@ -387,6 +436,7 @@ function BellView(props: BellViewProps): ReactNode {
         type="button"
         className="tn-bell__button"
         aria-label={strings.buttonLabel(unreadCount)}
+        aria-describedby={unseenCount > 0 ? unseenId : undefined}
         aria-haspopup="dialog"
         aria-expanded={open}
         aria-controls={panelId}
@@ -402,12 +452,17 @@ function BellView(props: BellViewProps): ReactNode {
         }}
       >
         <BellIcon />
-        {unreadCount > 0 && (
+        {unseenCount > 0 && (
           <span className="tn-bell__badge" aria-hidden="true">
-            {formatBadgeCount(unreadCount)}
+            {formatBadgeCount(unseenCount)}
           </span>
         )}
       </button>
+      {unseenCount > 0 && (
+        <span id={unseenId} className="tn-visually-hidden">
+          {strings.unseenLabel(unseenCount)}
+        </span>
+      )}
       <div
         ref={panelRef}
         id={panelId}
@@ -421,125 +476,171 @@ function BellView(props: BellViewProps): ReactNode {
           <>
             <div className="tn-bell__header">
               <div id={headingId} className="tn-bell__heading">
-                {strings.heading}
+                {inList ? strings.heading : strings.preferences}
               </div>
               <span className="tn-bell__status" data-status={status} role="status">
                 {strings.status[status]}
               </span>
-              <div className="tn-bell__toolbar">
-                <div
-                  role="tablist"
-                  aria-label={strings.heading}
-                  className="tn-bell__tabs"
-                  onKeyDown={onTabsKeyDown}
-                >
-                  {TABS.map((which) => (
-                    <button
-                      key={which}
-                      id={tabId(which)}
-                      type="button"
-                      role="tab"
-                      className="tn-bell__tab"
-                      aria-selected={tab === which}
-                      aria-controls={tabpanelId}
-                      tabIndex={tab === which ? 0 : -1}
-                      onClick={() => {
-                        selectTab(which, false);
-                      }}
-                    >
-                      {tabLabel(which)}
-                    </button>
-                  ))}
-                </div>
+              {offerPreferences && (
                 <button
                   type="button"
-                  className="tn-bell__action"
-                  aria-disabled={nothingUnread}
+                  className="tn-bell__prefs-button"
+                  aria-label={strings.preferences}
+                  title={strings.preferences}
+                  aria-expanded={!inList}
+                  aria-controls={inList ? undefined : prefsId}
                   onClick={() => {
-                    if (!nothingUnread) markAllRead().catch(ignore);
+                    setView(inList ? "preferences" : "list");
                   }}
                 >
-                  {strings.markAllRead}
+                  <GearIcon />
                 </button>
-              </div>
+              )}
+              {inList && (
+                <div className="tn-bell__toolbar">
+                  <div
+                    role="tablist"
+                    aria-label={strings.heading}
+                    className="tn-bell__tabs"
+                    onKeyDown={onTabsKeyDown}
+                  >
+                    {TABS.map((which) => (
+                      <button
+                        key={which}
+                        id={tabId(which)}
+                        type="button"
+                        role="tab"
+                        className="tn-bell__tab"
+                        aria-selected={tab === which}
+                        aria-controls={tabpanelId}
+                        tabIndex={tab === which ? 0 : -1}
+                        onClick={() => {
+                          selectTab(which, false);
+                        }}
+                      >
+                        {tabLabel(which)}
+                      </button>
+                    ))}
+                  </div>
+                  <button
+                    type="button"
+                    className="tn-bell__action"
+                    aria-disabled={nothingUnread}
+                    onClick={() => {
+                      if (!nothingUnread) markAllRead().catch(ignore);
+                    }}
+                  >
+                    {strings.markAllRead}
+                  </button>
+                </div>
+              )}
             </div>
             {error !== null && (
               <p className="tn-bell__error" role="alert">
                 {strings.error(error)}
               </p>
             )}
-            <div
-              ref={scrollRef}
-              id={tabpanelId}
-              role="tabpanel"
-              aria-labelledby={tabId(tab)}
-              className="tn-bell__scroll"
-            >
-              {visible.length > 0 ? (
+            {!inList ? (
+              <div className="tn-bell__scroll">
+                <PreferencesPanel
+                  id={prefsId}
+                  info={state.preferences}
+                  strings={strings}
+                  onSave={savePreferences}
+                />
+              </div>
+            ) : (
+              <>
                 <div
-                  ref={menuRef}
-                  role="menu"
-                  aria-label={tabLabel(tab)}
-                  className="tn-bell__menu"
-                  onKeyDown={onMenuKeyDown}
+                  ref={scrollRef}
+                  id={tabpanelId}
+                  role="tabpanel"
+                  aria-labelledby={tabId(tab)}
+                  className="tn-bell__scroll"
                 >
-                  {visible.map((item, index) => (
-                    <BellItem
-                      key={item.id}
-                      item={item}
-                      active={index === activeIndex}
-                      relativeTime={formatRelativeTime(item.timestamp, now, locale)}
-                      strings={strings}
-                      renderNotification={renderNotification}
-                      onActivate={() => {
-                        setActive({ id: item.id, index });
-                        activate(item);
-                      }}
-                      onFocus={() => {
-                        if (active.id !== item.id) setActive({ id: item.id, index });
-                      }}
-                    />
-                  ))}
+                  {visible.length > 0 ? (
+                    <div
+                      ref={menuRef}
+                      role="menu"
+                      aria-label={tabLabel(tab)}
+                      className="tn-bell__menu"
+                      onKeyDown={onMenuKeyDown}
+                    >
+                      {visible.map((item, index) => (
+                        <BellItem
+                          key={item.id}
+                          item={item}
+                          active={index === activeIndex}
+                          relativeTime={formatRelativeTime(item.timestamp, now, locale)}
+                          strings={strings}
+                          archived={inArchive}
+                          renderNotification={renderNotification}
+                          onActivate={() => {
+                            setActive({ id: item.id, index });
+                            activate(item);
+                          }}
+                          onFocus={() => {
+                            if (active.id !== item.id) setActive({ id: item.id, index });
+                          }}
+                          onArchive={() => {
+                            toggleArchive(item);
+                          }}
+                        />
+                      ))}
+                    </div>
+                  ) : (
+                    !loadingMore && (
+                      <p className="tn-bell__note">{waiting ? strings.loading : emptyText}</p>
+                    )
+                  )}
+                  {hasMore && (
+                    <div ref={sentinelRef} className="tn-bell__sentinel" aria-hidden="true" />
+                  )}
+                  {loadingMore && (
+                    <p className="tn-bell__note" role="status">
+                      {strings.loading}
+                    </p>
+                  )}
                 </div>
-              ) : (
-                !loadingMore && (
-                  <p className="tn-bell__note">{waiting ? strings.loading : emptyText}</p>
-                )
-              )}
-              {hasMore && (
-                <div ref={sentinelRef} className="tn-bell__sentinel" aria-hidden="true" />
-              )}
-              {loadingMore && (
-                <p className="tn-bell__note" role="status">
-                  {strings.loading}
-                </p>
-              )}
-            </div>
-            <div className="tn-bell__footer">
-              {hasMore && (
-                <button
-                  type="button"
-                  className="tn-bell__action"
-                  aria-disabled={loadingMore}
-                  onClick={() => {
-                    if (!loadingMore) loadMore().catch(ignore);
-                  }}
-                >
-                  {strings.loadOlder}
-                </button>
-              )}
-              {browserNotifications && permission === "default" && (
-                <button
-                  type="button"
-                  className="tn-bell__action"
-                  onClick={() => {
-                    requestBrowserNotifications().catch(ignore);
-                  }}
-                >
-                  {strings.enableDesktopNotifications}
-                </button>
-              )}
-            </div>
+                <div className="tn-bell__footer">
+                  {hasMore && (
+                    <button
+                      type="button"
+                      className="tn-bell__action"
+                      aria-disabled={loadingMore}
+                      onClick={() => {
+                        if (!loadingMore) loadMore(true).catch(ignore);
+                      }}
+                    >
+                      {strings.loadOlder}
+                    </button>
+                  )}
+                  {!inArchive && (
+                    <button
+                      type="button"
+                      className="tn-bell__action"
+                      aria-disabled={nothingRead}
+                      onClick={() => {
+                        if (!nothingRead) archiveAllRead().catch(ignore);
+                      }}
+                    >
+                      {strings.archiveAllRead}
+                    </button>
+                  )}
+                  {browserNotifications && permission === "default" && (
+                    <button
+                      type="button"
+                      className="tn-bell__action"
+                      onClick={() => {
+                        requestBrowserNotifications().catch(ignore);
+                      }}
+                    >
+                      {strings.enableDesktopNotifications}
+                    </button>
+                  )}
+                </div>
+              </>
+            )}
           </>
         )}
       </div>
@@ -552,13 +653,18 @@ interface BellItemProps {
   active: boolean;
   relativeTime: string;
   strings: NotificationBellStrings;
+  /** Shown in the Archived list: its action brings the item back. */
+  archived: boolean;
   renderNotification: NotificationBellBaseProps["renderNotification"];
   onActivate: () => void;
   onFocus: () => void;
+  onArchive: () => void;
 }
 
 function BellItem(props: BellItemProps): ReactNode {
-  const { item, active, relativeTime, strings, renderNotification, onActivate, onFocus } = props;
+  const { item, active, relativeTime, strings, archived, renderNotification } = props;
+  const { onActivate, onFocus, onArchive } = props;
+  const action = archived ? strings.unarchive : strings.archive;
   return (
     <div
       role="menuitem"
@@ -566,6 +672,8 @@ function BellItem(props: BellItemProps): ReactNode {
       tabIndex={active ? 0 : -1}
       data-priority={item.priority}
       data-read={item.read}
+      data-quiet={item.quiet === true || undefined}
+      aria-keyshortcuts="Delete"
       onClick={onActivate}
       onFocus={onFocus}
     >
@@ -575,6 +683,21 @@ function BellItem(props: BellItemProps): ReactNode {
       ) : (
         <ItemContent item={item} relativeTime={relativeTime} strings={strings} />
       )}
+      {/* Out of the tab order, as the menu is one tab stop: Delete does the same by keyboard. */}
+      <button
+        type="button"
+        className="tn-bell__archive"
+        tabIndex={-1}
+        aria-label={action}
+        title={action}
+        data-action={archived ? "unarchive" : "archive"}
+        onClick={(event) => {
+          event.stopPropagation();
+          onArchive();
+        }}
+      >
+        {archived ? <UnarchiveIcon /> : <ArchiveIcon />}
+      </button>
     </div>
   );
 }
@@ -604,6 +727,7 @@ function ItemContent({ item, relativeTime, strings }: ItemContentProps): ReactNo
               {priority}
             </span>
           )}
+          {item.quiet === true && <span className="tn-bell__quiet-tag">{strings.quiet}</span>}
           <time dateTime={item.timestamp}>{relativeTime}</time>
         </span>
       </span>
@@ -627,5 +751,50 @@ function BellIcon(): ReactNode {
       <path d="M18 8a6 6 0 0 0-12 0c0 7-3 9-3 9h18s-3-2-3-9" />
       <path d="M13.73 21a2 2 0 0 1-3.46 0" />
     </svg>
+  );
+}
+
+function Icon({ children }: { children: ReactNode }): ReactNode {
+  return (
+    <svg
+      className="tn-bell__small-icon"
+      viewBox="0 0 24 24"
+      aria-hidden="true"
+      focusable="false"
+      fill="none"
+      stroke="currentColor"
+      strokeWidth="2"
+      strokeLinecap="round"
+      strokeLinejoin="round"
+    >
+      {children}
+    </svg>
+  );
+}
+
+function ArchiveIcon(): ReactNode {
+  return (
+    <Icon>
+      <rect x="3" y="4" width="18" height="5" rx="1" />
+      <path d="M5 9v10a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1V9M10 13h4" />
+    </Icon>
+  );
+}
+
+function UnarchiveIcon(): ReactNode {
+  return (
+    <Icon>
+      <path d="M3 10h11a5 5 0 0 1 0 10h-3" />
+      <path d="M7 6l-4 4 4 4" />
+    </Icon>
+  );
+}
+
+function GearIcon(): ReactNode {
+  return (
+    <Icon>
+      <circle cx="12" cy="12" r="3" />
+      <path d="M19.4 15a1.7 1.7 0 0 0 .3 1.8l.1.1a2 2 0 1 1-2.8 2.8l-.1-.1a1.7 1.7 0 0 0-1.8-.3 1.7 1.7 0 0 0-1 1.5V21a2 2 0 1 1-4 0v-.1a1.7 1.7 0 0 0-1.1-1.5 1.7 1.7 0 0 0-1.8.3l-.1.1a2 2 0 1 1-2.8-2.8l.1-.1a1.7 1.7 0 0 0 .3-1.8 1.7 1.7 0 0 0-1.5-1H3a2 2 0 1 1 0-4h.1a1.7 1.7 0 0 0 1.5-1.1 1.7 1.7 0 0 0-.3-1.8l-.1-.1a2 2 0 1 1 2.8-2.8l.1.1a1.7 1.7 0 0 0 1.8.3H9a1.7 1.7 0 0 0 1-1.5V3a2 2 0 1 1 4 0v.1a1.7 1.7 0 0 0 1 1.5 1.7 1.7 0 0 0 1.8-.3l.1-.1a2 2 0 1 1 2.8 2.8l-.1.1a1.7 1.7 0 0 0-.3 1.8V9a1.7 1.7 0 0 0 1.5 1H21a2 2 0 1 1 0 4h-.1a1.7 1.7 0 0 0-1.5 1z" />
+    </Icon>
   );
 }

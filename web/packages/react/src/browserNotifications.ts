@@ -126,7 +126,8 @@ export function useBrowserNotifications(
 
     const show = (item: NotificationFrame): void => {
       const { priorities = DEFAULT_PRIORITIES, icon, onClick } = optionsRef.current;
-      if (!priorities.includes(item.priority)) return;
+      // A quiet one came during the user's quiet hours: it waits in the inbox, silently.
+      if (item.quiet === true || !priorities.includes(item.priority)) return;
       if (typeof document === "undefined" || document.visibilityState !== "hidden") return;
       if (browserNotificationPermission() !== "granted") return;
       let notification: Notification;

@@ -4,10 +4,38 @@ import type { ConnectionStatus } from "@tour-notify/client";
 export interface NotificationBellStrings {
   /** The button's accessible name: carries the unread count. */
   buttonLabel: (unreadCount: number) => string;
+  /** The button's description when the badge shows a count: the notifications not seen yet. */
+  unseenLabel: (unseenCount: number) => string;
   heading: string;
   tabAll: string;
   tabUnread: string;
+  tabArchived: string;
   markAllRead: string;
+  archive: string;
+  unarchive: string;
+  archiveAllRead: string;
+  emptyArchived: string;
+  /** Shown on a notification that arrived during the user's quiet hours. */
+  quiet: string;
+  /** The preferences panel: its button and heading. */
+  preferences: string;
+  categoriesLegend: string;
+  categoryName: (category: string) => string;
+  typeName: (notificationType: string) => string;
+  criticalLegend: string;
+  /** Beside a type nothing mutes. */
+  locked: string;
+  typesSummary: string;
+  quietHours: string;
+  quietHoursEnable: string;
+  quietHoursHelp: string;
+  quietStart: string;
+  quietEnd: string;
+  timeZone: string;
+  quietSameTimes: string;
+  save: string;
+  saving: string;
+  saved: string;
   loadOlder: string;
   loading: string;
   empty: string;
@@ -27,12 +55,53 @@ export type NotificationBellStringsInput = Partial<Omit<NotificationBellStrings,
   status?: Partial<Record<ConnectionStatus, string>> | undefined;
 };
 
+const CATEGORY_NAMES: Readonly<Record<string, string>> = {
+  booking: "Bookings",
+  payment: "Payments",
+  tour: "Tours",
+  agent: "Agent program",
+  chat: "Chat",
+  system: "System",
+  ai_agent: "AI assistant",
+};
+
+/** "booking_confirmed" as "Booking confirmed". */
+const humanize = (name: string): string => {
+  const text = name.replace(/_/g, " ");
+  return text.charAt(0).toUpperCase() + text.slice(1);
+};
+
 export const defaultStrings: NotificationBellStrings = {
   buttonLabel: (count) => (count > 0 ? `Notifications, ${count} unread` : "Notifications"),
+  unseenLabel: (count) => `${count} new`,
   heading: "Notifications",
   tabAll: "All",
   tabUnread: "Unread",
+  tabArchived: "Archived",
   markAllRead: "Mark all as read",
+  archive: "Archive",
+  unarchive: "Unarchive",
+  archiveAllRead: "Archive all read",
+  emptyArchived: "No archived notifications",
+  quiet: "Quiet hours",
+  preferences: "Preferences",
+  categoriesLegend: "Notify me about",
+  categoryName: (category) => CATEGORY_NAMES[category] ?? humanize(category),
+  typeName: humanize,
+  criticalLegend: "Always delivered",
+  locked: "Always on",
+  typesSummary: "Individual types",
+  quietHours: "Quiet hours",
+  quietHoursEnable: "Hold notifications during quiet hours",
+  quietHoursHelp:
+    "What arrives in these hours waits in the inbox, with no desktop notification. Urgent and always-delivered ones still come.",
+  quietStart: "From",
+  quietEnd: "To",
+  timeZone: "Time zone",
+  quietSameTimes: "The start and the end must differ.",
+  save: "Save",
+  saving: "Saving…",
+  saved: "Saved",
   loadOlder: "Load older",
   loading: "Loading…",
   empty: "No notifications yet",

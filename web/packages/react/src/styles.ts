@@ -76,7 +76,7 @@ export const notificationBellCss = `
 .tn-bell__status[data-status="reconnecting"]::before,
 .tn-bell__status[data-status="offline"]::before { background: var(--tn-status-warn); }
 .tn-bell__status[data-status="auth_failed"]::before { background: var(--tn-status-bad); }
-.tn-bell__toolbar { display: flex; align-items: center; justify-content: space-between; width: 100%; }
+.tn-bell__toolbar { display: flex; flex-wrap: wrap; gap: 4px; align-items: center; justify-content: space-between; width: 100%; }
 .tn-bell__tabs { display: inline-flex; gap: 4px; }
 .tn-bell__tab, .tn-bell__action {
   border: 0; background: transparent; color: inherit; font: inherit; font-size: 13px;
@@ -117,6 +117,49 @@ export const notificationBellCss = `
   padding: 6px 12px; border-top: 1px solid var(--tn-border);
 }
 .tn-bell__footer:empty { display: none; }
+.tn-bell__item { position: relative; }
+.tn-bell__archive, .tn-bell__prefs-button {
+  display: inline-flex; align-items: center; justify-content: center; flex: 0 0 auto;
+  width: 28px; height: 28px; padding: 0; border: 0; border-radius: 6px;
+  background: transparent; color: var(--tn-muted); cursor: pointer;
+}
+.tn-bell__archive { align-self: center; opacity: 0.55; }
+.tn-bell__item:hover .tn-bell__archive, .tn-bell__item:focus-visible .tn-bell__archive, .tn-bell__archive:focus-visible { opacity: 1; }
+.tn-bell__archive:hover, .tn-bell__prefs-button:hover, .tn-bell__prefs-button[aria-expanded="true"] { background: var(--tn-border); color: var(--tn-fg); }
+.tn-bell__small-icon { width: 16px; height: 16px; }
+.tn-bell__quiet-tag { font-size: 11px; padding: 0 6px; border-radius: 4px; border: 1px solid var(--tn-border); }
+.tn-bell__prefs { display: flex; flex-direction: column; gap: 12px; padding: 12px; font-size: 13px; }
+.tn-bell__fieldset { margin: 0; padding: 0; border: 0; display: flex; flex-direction: column; gap: 6px; min-width: 0; }
+.tn-bell__fieldset legend { padding: 0; margin-bottom: 6px; font-weight: 600; font-size: 13px; }
+.tn-bell__check { display: flex; align-items: center; gap: 8px; }
+.tn-bell__check input { margin: 0; width: 16px; height: 16px; accent-color: var(--tn-accent); }
+.tn-bell__check[data-locked="true"] { color: var(--tn-muted); }
+.tn-bell__lock {
+  display: inline-flex; align-items: center; gap: 4px; margin-left: auto; padding: 0 6px;
+  border-radius: 4px; background: var(--tn-hover); font-size: 11px; font-weight: 600;
+}
+.tn-bell__lock-icon { width: 12px; height: 12px; }
+.tn-bell__types summary { cursor: pointer; font-weight: 600; }
+.tn-bell__types .tn-bell__fieldset { margin: 8px 0 0 12px; }
+.tn-bell__hint { margin: 0; color: var(--tn-muted); font-size: 12px; }
+.tn-bell__quiet { display: flex; flex-wrap: wrap; gap: 8px 12px; }
+.tn-bell__quiet label { display: flex; flex-direction: column; gap: 2px; font-size: 12px; color: var(--tn-muted); }
+.tn-bell__quiet input, .tn-bell__quiet select {
+  font: inherit; font-size: 13px; color: var(--tn-fg); background: var(--tn-bg);
+  border: 1px solid var(--tn-border); border-radius: 6px; padding: 3px 6px;
+}
+.tn-bell__quiet .tn-bell__zone { flex: 1 1 100%; }
+.tn-bell__invalid { margin: 0; flex: 1 1 100%; color: var(--tn-status-bad); font-size: 12px; }
+.tn-bell__savebar {
+  position: sticky; bottom: 0; display: flex; align-items: center; gap: 10px;
+  margin: 0 -12px -12px; padding: 8px 12px; background: var(--tn-bg); border-top: 1px solid var(--tn-border);
+}
+.tn-bell__save {
+  font: inherit; font-size: 13px; font-weight: 600; padding: 5px 14px; border: 0; border-radius: 6px;
+  background: var(--tn-accent); color: var(--tn-bg); cursor: pointer;
+}
+.tn-bell__save[aria-disabled="true"] { opacity: 0.6; cursor: default; }
+.tn-bell__saved { font-size: 12px; color: var(--tn-status-ok); }
 @media (prefers-reduced-motion: no-preference) {
   .tn-bell__item { transition: background-color 120ms ease-out; }
 }

@@ -1,11 +1,19 @@
 import { useCallback, useMemo, useSyncExternalStore } from "react";
-import type { Inbox, InboxState } from "@tour-notify/client";
+import type { Inbox, InboxState, Preferences } from "@tour-notify/client";
 
 /** Functions, not methods: they can be passed around and destructured. */
 export interface InboxActions {
   markRead: (ids: readonly string[]) => Promise<void>;
   markAllRead: () => Promise<void>;
   loadMore: () => Promise<void>;
+  /** Marks seen up to `upToSeq`, by default the greatest seq held: the badge's count goes. */
+  markSeen: (upToSeq?: number) => Promise<void>;
+  archive: (ids: readonly string[]) => Promise<void>;
+  archiveAllRead: (upToSeq?: number) => Promise<void>;
+  unarchive: (ids: readonly string[]) => Promise<void>;
+  loadArchived: (more?: boolean) => Promise<void>;
+  loadPreferences: () => Promise<void>;
+  savePreferences: (preferences: Preferences) => Promise<void>;
   clear: () => void;
 }
 
@@ -25,6 +33,13 @@ export function useInbox(inbox: Inbox): UseInboxResult {
       markRead: (ids) => inbox.markRead(ids),
       markAllRead: () => inbox.markAllRead(),
       loadMore: () => inbox.loadMore(),
+      markSeen: (upToSeq) => inbox.markSeen(upToSeq),
+      archive: (ids) => inbox.archive(ids),
+      archiveAllRead: (upToSeq) => inbox.archiveAllRead(upToSeq),
+      unarchive: (ids) => inbox.unarchive(ids),
+      loadArchived: (more) => inbox.loadArchived(more),
+      loadPreferences: () => inbox.loadPreferences(),
+      savePreferences: (preferences) => inbox.savePreferences(preferences),
       clear: () => {
         inbox.clear();
       },

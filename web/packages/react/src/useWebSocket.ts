@@ -2,9 +2,12 @@ import { useEffect, useMemo, useRef, useState } from "react";
 import {
   getInbox,
   getWebSocketService,
+  type ArchivedList,
   type ConnectionStatus,
   type Inbox,
   type InboxItem,
+  type Preferences,
+  type PreferencesInfo,
   type NotificationFrame,
   type TokenProvider,
   type WebSocketService,
@@ -30,9 +33,15 @@ export interface UseWebSocketResult {
   status: ConnectionStatus;
   notifications: readonly InboxItem[];
   unreadCount: number;
+  /** Unread and not seen yet: what a badge shows. */
+  unseenCount: number;
   hasMore: boolean;
   loadingMore: boolean;
   error: string | null;
+  /** The Archived list (empty until `loadArchived()`). */
+  archived: ArchivedList;
+  /** The user's preferences, once loaded (`loadPreferences()`) or sent by the server. */
+  preferences: PreferencesInfo | null;
   subscribe: (...args: Parameters<WebSocketService["subscribe"]>) => void;
   unsubscribe: (...args: Parameters<WebSocketService["unsubscribe"]>) => void;
   /** Empties the local list; read state is not touched. */
@@ -40,6 +49,13 @@ export interface UseWebSocketResult {
   markRead: (ids: readonly string[]) => Promise<void>;
   markAllRead: () => Promise<void>;
   loadMore: () => Promise<void>;
+  markSeen: (upToSeq?: number) => Promise<void>;
+  archive: (ids: readonly string[]) => Promise<void>;
+  archiveAllRead: (upToSeq?: number) => Promise<void>;
+  unarchive: (ids: readonly string[]) => Promise<void>;
+  loadArchived: (more?: boolean) => Promise<void>;
+  loadPreferences: () => Promise<void>;
+  savePreferences: (preferences: Preferences) => Promise<void>;
   service: WebSocketService;
   inbox: Inbox;
 }
@@ -172,15 +188,25 @@ export function useWebSocket(userId: string, options: UseWebSocketOptions): UseW
       status: state.status,
       notifications: state.notifications,
       unreadCount: state.unreadCount,
+      unseenCount: state.unseenCount,
       hasMore: state.hasMore,
       loadingMore: state.loadingMore,
       error: state.error,
+      archived: state.archived,
+      preferences: state.preferences,
       subscribe: actions.subscribe,
       unsubscribe: actions.unsubscribe,
       clearNotifications: state.clear,
       markRead: state.markRead,
       markAllRead: state.markAllRead,
       loadMore: state.loadMore,
+      markSeen: state.markSeen,
+      archive: state.archive,
+      archiveAllRead: state.archiveAllRead,
+      unarchive: state.unarchive,
+      loadArchived: state.loadArchived,
+      loadPreferences: state.loadPreferences,
+      savePreferences: state.savePreferences,
       service,
       inbox,
     }),

@@ -41,22 +41,35 @@ function withUnread(count: number, extra: Partial<InboxItem>[] = []): FakeInbox 
 }
 
 describe("the button", () => {
-  it("shows the unread count in a badge, and no badge at zero", () => {
-    const inbox = withUnread(3);
+  it("shows the unseen count in a badge, not the unread one, and no badge at zero", () => {
+    const inbox = new FakeInbox({ unreadCount: 5, unseenCount: 3 });
     const { container } = renderBell(inbox);
     expect(container.querySelector(".tn-bell__badge")?.textContent).toBe("3");
     act(() => {
-      inbox.set({ unreadCount: 0 });
+      inbox.set({ unseenCount: 0 });
     });
     expect(container.querySelector(".tn-bell__badge")).toBeNull();
+    // Still unread: the name says so, the badge does not.
+    expect(bellButton().getAttribute("aria-label")).toBe("Notifications, 5 unread");
+  });
+
+  it("describes the button with the unseen count while there is one", () => {
+    const inbox = new FakeInbox({ unreadCount: 5, unseenCount: 2 });
+    renderBell(inbox);
+    const described = bellButton().getAttribute("aria-describedby");
+    expect(document.getElementById(described ?? "")?.textContent).toBe("2 new");
+    act(() => {
+      inbox.set({ unseenCount: 0 });
+    });
+    expect(bellButton().getAttribute("aria-describedby")).toBeNull();
   });
 
   it("caps the badge at 99+", () => {
-    const inbox = withUnread(99);
+    const inbox = new FakeInbox({ unseenCount: 99 });
     const { container } = renderBell(inbox);
     expect(container.querySelector(".tn-bell__badge")?.textContent).toBe("99");
     act(() => {
-      inbox.set({ unreadCount: 100 });
+      inbox.set({ unseenCount: 100 });
     });
     expect(container.querySelector(".tn-bell__badge")?.textContent).toBe("99+");
   });

@@ -78,6 +78,12 @@ describe("from a service", () => {
     expect(FakeNotification.shown).toHaveLength(0);
   });
 
+  it("does not show a notification held back by quiet hours, however urgent", () => {
+    const service = mount();
+    service.emit("notification", frame({ priority: "urgent", quiet: true }));
+    expect(FakeNotification.shown).toHaveLength(0);
+  });
+
   it("does not show what arrives before the connection is up", () => {
     const service = mount();
     service.status = "connecting";

@@ -142,4 +142,43 @@ describe("NotificationBell over the client", () => {
     await flush();
     expect(socket.sent).toContainEqual({ action: "mark_all_read", up_to_seq: 6 });
   });
+
+  it("badges the unseen count, marks seen on opening, and follows archive frames", async () => {
+    const { container } = render(<NotificationBell inbox={createInbox(service)} events={service} locale="en-GB" />);
+    service.connect();
+    await flush();
+    const socket = ScriptedSocket.current;
+    if (socket === undefined) throw new Error("no socket");
+    act(() => {
+      socket.open();
+      socket.receive({
+        type: "connection_established",
+        data: { connection_id: "c", user_id: "alice", heartbeat_interval: 30, server_time: "" },
+      });
+      socket.receive({ ...note(3), replayed: true });
+      socket.receive({ ...note(4), replayed: true, quiet: true });
+      socket.receive({
+        type: "replay_complete",
+        data: { count: 2, unread_count: 2, last_seq: 4, truncated: false, unseen_count: 1, seen_up_to_seq: 3 },
+      });
+    });
+    expect(container.querySelector(".tn-bell__badge")?.textContent).toBe("1");
+    fireEvent.click(screen.getByRole("button", { name: /^Notifications/ }));
+    await flush();
+    expect(socket.sent).toContainEqual({ action: "mark_seen", up_to_seq: 4 });
+    act(() => {
+      socket.receive({ type: "seen", up_to_seq: 4, unseen_count: 0 });
+    });
+    expect(container.querySelector(".tn-bell__badge")).toBeNull();
+    expect(screen.getAllByRole("menuitem").map((item) => item.dataset.read)).toEqual(["false", "false"]);
+    fireEvent.click(screen.getAllByRole("button", { name: "Archive" })[1] ?? document.body);
+    await flush();
+    expect(socket.sent).toContainEqual({ action: "archive", ids: ["n3"] });
+    act(() => {
+      socket.receive({ type: "archived", ids: ["n3"], unread_count: 1, unseen_count: 0 });
+    });
+    expect(screen.getAllByRole("menuitem")).toHaveLength(1);
+    expect(screen.getByRole("button", { name: "Notifications, 1 unread" })).toBeTruthy();
+    expect(FakeNotification.shown).toHaveLength(0);
+  });
 });

@@ -5,6 +5,7 @@ import type {
   Inbox,
   InboxItem,
   InboxState,
+  Preferences,
   ServiceEvent,
   ServiceEvents,
 } from "@tour-notify/client";
@@ -15,9 +16,12 @@ export function emptyState(overrides: Partial<InboxState> = {}): InboxState {
     isConnected: true,
     notifications: [],
     unreadCount: 0,
+    unseenCount: 0,
     hasMore: false,
     loadingMore: false,
     error: null,
+    archived: { items: [], hasMore: false, loading: false, loaded: false },
+    preferences: null,
     ...overrides,
   };
 }
@@ -49,6 +53,13 @@ export class FakeInbox implements Inbox {
   readonly markRead = vi.fn<(ids: readonly string[]) => Promise<void>>(() => Promise.resolve());
   readonly markAllRead = vi.fn(() => Promise.resolve());
   readonly loadMore = vi.fn(() => Promise.resolve());
+  readonly markSeen = vi.fn<(upToSeq?: number) => Promise<void>>(() => Promise.resolve());
+  readonly archive = vi.fn<(ids: readonly string[]) => Promise<void>>(() => Promise.resolve());
+  readonly archiveAllRead = vi.fn<(upToSeq?: number) => Promise<void>>(() => Promise.resolve());
+  readonly unarchive = vi.fn<(ids: readonly string[]) => Promise<void>>(() => Promise.resolve());
+  readonly loadArchived = vi.fn<(more?: boolean) => Promise<void>>(() => Promise.resolve());
+  readonly loadPreferences = vi.fn(() => Promise.resolve());
+  readonly savePreferences = vi.fn<(preferences: Preferences) => Promise<void>>(() => Promise.resolve());
   readonly clear = vi.fn(() => {
     this.set({ notifications: [] });
   });
