@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from datetime import datetime, time
 from enum import StrEnum
-from functools import cache
+from functools import lru_cache
 from typing import Annotated, Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -49,7 +49,7 @@ def _zone(value: str) -> str:
     return value
 
 
-@cache
+@lru_cache(maxsize=1024)  # bounded: the names come from users
 def zone_exists(name: str) -> bool:
     if not name or len(name) > 64 or name.startswith("/") or ".." in name:
         return False

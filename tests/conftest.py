@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Iterator
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher.database import create_engine
@@ -18,6 +20,14 @@ from producers.settings import Settings
 from tests.support import tokens
 from tests.support.processes import NotifyProcess, start_dispatcher, start_edge
 from tests.support.services import Services, session_services
+
+# The suite shares a two-core machine with the services and the processes it starts: how long
+# a generated example takes says nothing about the code under test. Properties are still
+# checked on every example; only the timing checks are off.
+hypothesis_settings.register_profile(
+    "shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("shared-machine")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
