@@ -2,8 +2,9 @@
 
 A ``notification.created`` whose ``deliver_at`` is later than the time it was logged waits in
 ``notification_schedule`` (status ``pending``; ``dispatcher.projection``). Every dispatcher
-process runs a scheduler beside its consumer: at most every ``SCHEDULE_POLL_SECONDS`` it reads
-the pending rows whose ``deliver_at`` has come (an index scan of the partial index on
+process runs a scheduler beside its consumer: every ``SCHEDULE_POLL_SECONDS``, and at the
+time of one that falls due before the next poll, it reads the pending rows whose
+``deliver_at`` has come (an index scan of the partial index on
 ``deliver_at WHERE status = 'pending'``) and publishes one ``notification.released`` for each
 to ``notifications.events``, with publisher confirms. The release then takes the path of every
 event: consumed, appended to the log, projected (the notification enters ``notifications``
@@ -43,10 +44,13 @@ log = logging.getLogger("notify.scheduler")
 
 PRODUCER = "notify-scheduler"
 
-# $1 limit: the pending notifications that are due, soonest first.
+# $1 limit, $2 seconds ahead: the pending notifications that are due or due within that
+# time, soonest first, each with how long until it is due by the database's clock (the clock
+# its deliver_at is compared with when it is logged), 0 or less for one that is due.
 DUE = """
-SELECT event_id FROM notification_schedule
-WHERE status = 'pending' AND deliver_at <= now()
+SELECT event_id, extract(epoch FROM deliver_at - now())::float8 AS wait
+FROM notification_schedule
+WHERE status = 'pending' AND deliver_at <= now() + make_interval(secs => $2)
 ORDER BY deliver_at
 LIMIT $1
 """
@@ -74,6 +78,9 @@ class Scheduler:
         self.publisher = publisher
         self.poll_seconds = poll_seconds
         self.released = 0  # releases published (and confirmed) by this process
+        # Seconds until the soonest pending one that is not due yet, if it is due before the
+        # next poll: the poll then wakes for it, so a release is not up to a poll late.
+        self.next_due: float | None = None
         self._sent: dict[uuid.UUID, float] = {}  # scheduled event_id -> when released
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -84,6 +91,9 @@ class Scheduler:
             pause = self.poll_seconds
             try:
                 await self.release_due()
+                if self.next_due is not None:
+                    # One is due before the next poll: wake for it, not a poll later.
+                    pause = min(pause, self.next_due)
             except PublishError as exc:
                 # The publish itself waited for RabbitMQ (up to PUBLISH_TIMEOUT): try again at
                 # once, so that a release goes out as soon as the broker is back.
@@ -106,8 +116,10 @@ class Scheduler:
         """Publish a release for every due notification not released in the last
         ``RESEND_AFTER`` seconds; the number published, once RabbitMQ confirmed them all."""
         async with self.engine.connect() as conn:
-            rows = (await conn.exec_driver_sql(DUE, (DUE_LIMIT,))).all()
-        due = [row.event_id for row in rows]
+            rows = (await conn.exec_driver_sql(DUE, (DUE_LIMIT, self.poll_seconds))).all()
+        due = [row.event_id for row in rows if row.wait <= 0]
+        coming = [row.wait for row in rows if row.wait > 0]
+        self.next_due = min(coming) if coming else None
         loop = asyncio.get_running_loop()
         now = loop.time()
         still = set(due)
