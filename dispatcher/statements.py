@@ -156,34 +156,6 @@ SET preferences = excluded.preferences,
     preferences_at = excluded.preferences_at
 """
 
-# notification.archived with ids: $1 user_id, $2 event_id[], $3 archived_at, $4 the event's
-# seq. The user's own notifications and broadcasts logged before the event, each once (a
-# broadcast gets the user's row now); returns the event_ids it archived, in log order.
-ARCHIVE = """
-WITH target AS (
-    SELECT n.seq, n.event_id, n.audience FROM notifications n
-    WHERE n.event_id = ANY($2::uuid[]) AND n.seq < $4
-      AND (n.user_id = $1 OR n.audience = 'broadcast')
-), personal AS (
-    UPDATE notification_recipients r SET archived_at = $3, archived_seq = $4
-    FROM target t
-    WHERE t.audience = 'user' AND r.user_id = $1 AND r.seq = t.seq AND r.archived_at IS NULL
-    RETURNING t.event_id, t.seq
-), broadcast AS (
-    INSERT INTO notification_recipients (user_id, seq, archived_at, archived_seq)
-    SELECT $1, t.seq, $3, $4 FROM target t WHERE t.audience = 'broadcast'
-    ON CONFLICT (user_id, seq) DO UPDATE
-    SET archived_at = excluded.archived_at, archived_seq = excluded.archived_seq
-        WHERE notification_recipients.archived_at IS NULL
-    RETURNING seq
-)
-SELECT event_id FROM (
-    SELECT event_id, seq FROM personal
-    UNION ALL
-    SELECT t.event_id, t.seq FROM broadcast b JOIN target t ON t.seq = b.seq
-) AS marked ORDER BY seq
-"""
-
 # notification.archived with all_read: $1 user_id, $2 the highest seq to archive, $3
 # archived_at, $4 the event's seq. Every notification of the user read and not archived (its
 # state row says so: personal ones and the broadcasts the user read).
@@ -212,24 +184,25 @@ SELECT event_id FROM marked ORDER BY seq
 """
 
 
-def _mark(target: str) -> str:
-    """A read statement: marks the ``target`` notifications (seq, event_id, audience) read
-    for user $1 at $3 by the read event of seq $4, each once, and returns the event_id of
-    each one it actually marked, in log order. A personal notification already has its state
-    row; a broadcast gets the user's row now. The two branches touch disjoint rows (by
-    audience), as one statement may not modify a row twice."""
+def _mark(target: str, state: str = "read") -> str:
+    """A statement that marks the ``target`` notifications (seq, event_id, audience) read (or
+    archived: ``state``) for user $1 at $3 by the event of seq $4, each once, and returns the
+    event_id of each one it actually marked, in log order. A personal notification already has
+    its state row; a broadcast gets the user's row now. The two branches touch disjoint rows
+    (by audience), as one statement may not modify a row twice."""
+    at, seq = f"{state}_at", f"{state}_seq"
     return f"""
 WITH target AS ({target}
 ), personal AS (
-    UPDATE notification_recipients r SET read_at = $3, read_seq = $4
+    UPDATE notification_recipients r SET {at} = $3, {seq} = $4
     FROM target t
-    WHERE t.audience = 'user' AND r.user_id = $1 AND r.seq = t.seq AND r.read_at IS NULL
+    WHERE t.audience = 'user' AND r.user_id = $1 AND r.seq = t.seq AND r.{at} IS NULL
     RETURNING t.event_id, t.seq
 ), broadcast AS (
-    INSERT INTO notification_recipients (user_id, seq, read_at, read_seq)
+    INSERT INTO notification_recipients (user_id, seq, {at}, {seq})
     SELECT $1, t.seq, $3, $4 FROM target t WHERE t.audience = 'broadcast'
-    ON CONFLICT (user_id, seq) DO UPDATE SET read_at = excluded.read_at, read_seq = $4
-        WHERE notification_recipients.read_at IS NULL
+    ON CONFLICT (user_id, seq) DO UPDATE SET {at} = excluded.{at}, {seq} = $4
+        WHERE notification_recipients.{at} IS NULL
     RETURNING seq
 )
 SELECT event_id FROM (
@@ -240,13 +213,21 @@ SELECT event_id FROM (
 """
 
 
-# notification.read: $1 user_id, $2 event_id[], $3 read_at, $4 the read event's seq.
-# A user marks only their own personal notifications and broadcasts, and only ones logged
-# before the read event (so a rebuild, applying the log in order, marks exactly the same rows).
-MARK_READ = _mark("""
+# The notifications an event names by ``ids`` ($2): the user's own ($1) and broadcasts, and
+# only ones logged before the event ($4), so that a rebuild, applying the log in order, marks
+# exactly the same rows.
+BY_IDS = """
     SELECT n.seq, n.event_id, n.audience FROM notifications n
     WHERE n.event_id = ANY($2::uuid[]) AND n.seq < $4
-      AND (n.user_id = $1 OR n.audience = 'broadcast')""")
+      AND (n.user_id = $1 OR n.audience = 'broadcast')"""
+
+# notification.archived with ids: $1 user_id, $2 event_id[], $3 archived_at, $4 the event's
+# seq; returns the event_ids it archived, in log order.
+ARCHIVE = _mark(BY_IDS, "archived")
+
+
+# notification.read: $1 user_id, $2 event_id[], $3 read_at, $4 the read event's seq.
+MARK_READ = _mark(BY_IDS)
 
 # notification.all_read: $1 user_id, $2 the highest seq to mark, $3 read_at, $4 the read
 # event's seq, $5 the broadcast unread window. Personal notifications are found through the
