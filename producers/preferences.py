@@ -81,11 +81,22 @@ class QuietHours(BaseModel):
         return self
 
     def contains(self, moment: datetime) -> bool:
-        local = moment.astimezone(ZoneInfo(self.time_zone)).time().replace(tzinfo=None)
-        start, end = time.fromisoformat(self.start), time.fromisoformat(self.end)
+        start, end, zone = _window(self.start, self.end, self.time_zone)
+        local = moment.astimezone(zone).time()
         if start < end:
             return start <= local < end
         return local >= start or local < end
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.start, self.end, self.time_zone
+
+
+@lru_cache(maxsize=4096)
+def _window(start: str, end: str, zone: str) -> tuple[time, time, ZoneInfo]:
+    """A window's bounds and zone, parsed once (an edge decides every broadcast for each of its
+    users with quiet hours)."""
+    return time.fromisoformat(start), time.fromisoformat(end), ZoneInfo(zone)
 
 
 def _unique(values: list[Any]) -> list[Any]:
@@ -117,6 +128,13 @@ class Preferences(BaseModel):
 
     def document(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        """Equal for equal preferences, and hashable: users with the same preferences share
+        one decision per notification."""
+        quiet = None if self.quiet_hours is None else self.quiet_hours.key
+        return tuple(self.muted_categories), tuple(self.muted_types), quiet
 
 
 NO_PREFERENCES = Preferences()

@@ -260,7 +260,7 @@ class EdgeNode:
             preferences = self.preferences
             preferences.note_broadcast(seq)
             if preferences.active:
-                # One decision per user with preferences; none at all when nobody has any.
+                # One decision per distinct set of preferences; none when nobody has any.
                 held_back = preferences.held_back(frame)
                 if held_back:
                     targets = [c for c in targets if c.user_id not in held_back]

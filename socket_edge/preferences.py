@@ -11,8 +11,8 @@ sockets; the read side (``dispatcher.queries``) leaves the muted ones out of cou
 replays and replays the quiet ones with ``"quiet": true``.
 
 The fan-out of a broadcast is the edge's hot path: when no local user has preferences it
-costs nothing more than before, and otherwise one decision per user with preferences, not
-per socket.
+costs nothing more than before, and otherwise one decision per distinct set of preferences
+among its users (users with the same preferences share it), never one per socket.
 
 A socket whose handshake is under way holds the live frames of its stream until its replay
 is sent; its user's preferences become known only with the replay's snapshot. So the seqs of
@@ -88,6 +88,9 @@ class HeldPreferences:
         self.critical = critical
         # Users with preferences, by user id: only these cost anything on a broadcast.
         self.active: dict[str, Preferences] = {}
+        # The same users by their preferences (``Preferences.key``): a broadcast is decided
+        # once per distinct set of preferences, however many users share it.
+        self._groups: dict[tuple[object, ...], tuple[Preferences, set[str]]] = {}
         # The seq of the event that set each known user's preferences, theirs or none.
         self._seqs: dict[str, int] = {}
         self._recent: deque[int] = deque()
@@ -106,16 +109,25 @@ class HeldPreferences:
         if seq < self._seqs.get(user_id, 0):
             return False
         self._seqs[user_id] = seq
-        if preferences == NO_PREFERENCES:
-            self.active.pop(user_id, None)
-        else:
+        self._drop(user_id)
+        if preferences != NO_PREFERENCES:
             self.active[user_id] = preferences
+            group = self._groups.setdefault(preferences.key, (preferences, set()))
+            group[1].add(user_id)
         return True
 
     def forget(self, user_id: str) -> None:
         """The user's last local socket is gone."""
-        self.active.pop(user_id, None)
+        self._drop(user_id)
         self._seqs.pop(user_id, None)
+
+    def _drop(self, user_id: str) -> None:
+        preferences = self.active.pop(user_id, None)
+        if preferences is not None:
+            users = self._groups[preferences.key][1]
+            users.discard(user_id)
+            if not users:
+                del self._groups[preferences.key]
 
     # -- broadcasts ----------------------------------------------------------------------------
 
@@ -137,11 +149,11 @@ class HeldPreferences:
         if kind is None:
             return set()
         moment = at or datetime.now(UTC)
-        return {
-            user_id
-            for user_id, preferences in self.active.items()
-            if self.suppressed(preferences, kind, moment)
-        }
+        held: set[str] = set()
+        for preferences, users in self._groups.values():
+            if self.suppressed(preferences, kind, moment):
+                held |= users
+        return held
 
     def suppressed(self, preferences: Preferences, kind: Kind, at: datetime) -> bool:
         return (

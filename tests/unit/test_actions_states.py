@@ -184,6 +184,42 @@ def test_the_newer_preferences_win_and_forgetting_drops_them() -> None:
     assert held.load("u", 1, prefs(muted_categories=["tour"]))
 
 
+CHOICES = [
+    prefs(),
+    prefs(muted_categories=["tour"]),
+    prefs(muted_types=["booking_created"]),
+    prefs(quiet_hours={"start": "22:00", "end": "07:00", "time_zone": "Asia/Tokyo"}),
+    prefs(quiet_hours={"start": "07:00", "end": "22:00", "time_zone": "Asia/Tokyo"}),
+    prefs(muted_categories=["tour", "booking"]),
+]
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["u1", "u2", "u3", "u4"]), st.integers(-1, len(CHOICES) - 1)),
+        max_size=40,
+    ),
+    st.sampled_from(["tour_completed", "booking_created", "system_alert", "chat_message"]),
+    st.datetimes(timezones=st.just(UTC)),
+)
+def test_held_back_is_each_users_own_decision_through_any_loads_and_forgets(
+    steps: list[tuple[str, int]], notification_type: str, at: datetime
+) -> None:
+    """Users are decided by groups of equal preferences; the answer is always what deciding
+    each user alone gives (-1: the user's last socket goes)."""
+    held = HeldPreferences(CRITICAL)
+    for seq, (user, choice) in enumerate(steps, start=1):
+        if choice < 0:
+            held.forget(user)
+        else:
+            held.load(user, seq, CHOICES[choice])
+        frame = broadcast(seq, notification_type)
+        kind = kind_of(orjson.loads(frame.text))
+        assert kind is not None
+        alone = {u for u, p in held.active.items() if held.suppressed(p, kind, at)}
+        assert held.held_back(frame, at) == alone
+
+
 def test_frames_are_read_for_what_they_say() -> None:
     assert kind_of({"type": "notification", "notification_type": "chat_message"}) is None
     assert kind_of({"type": "notification", "notification_type": "nope", "priority": "low"}) is None
