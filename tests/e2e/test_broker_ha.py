@@ -57,6 +57,7 @@ pytestmark = [
 RATE = 300.0  # events/s
 BEFORE = 3.0  # seconds of load before the fault
 AFTER = 5.0  # seconds of load after it
+AFTER_RESTART = 2.0  # after a restart, which itself takes several seconds under the load
 CLIENTS_PER_EDGE = 40
 ROOM_SIZE = 10
 BROADCAST_EVERY = 2.0
@@ -73,20 +74,17 @@ async def cluster() -> AsyncIterator[PrivateCluster]:
 
 @pytest.fixture
 async def nodes(cluster: PrivateCluster) -> AsyncIterator[PrivateCluster]:
-    """The module's cluster with all its nodes running, before and after the test."""
+    """The module's cluster with all its nodes running (a node a test before lost is
+    started again on its data)."""
     for node in cluster.nodes:
         if not node.running:
             await cluster.restart(node)
     yield cluster
-    for node in cluster.nodes:
-        if not node.running:
-            await cluster.restart(node)
 
 
 @pytest.fixture
-async def vhost(nodes: PrivateCluster) -> AsyncIterator[str]:
-    async with nodes.vhost() as name:
-        yield name
+async def vhost(nodes: PrivateCluster) -> str:
+    return await nodes.vhost()
 
 
 @pytest.fixture
@@ -142,13 +140,23 @@ class Run:
 
     async def start(self, dispatcher_on: PrivateRabbitMQ, edges_on: list[PrivateRabbitMQ]) -> None:
         env = process_env(self.database, urls_from(self.cluster, self.vhost, dispatcher_on))
-        self.dispatcher = await start_dispatcher(env)
-        for node in edges_on:
-            edge_env = {**env, "AMQP_URL": urls_from(self.cluster, self.vhost, node)}
-            process, port = await start_edge(edge_env)
+
+        async def dispatcher() -> None:
+            self.dispatcher = await start_dispatcher(env)
+
+        async def edge_on(index: int, node: PrivateRabbitMQ) -> None:
+            process, port = await start_edge(
+                {**env, "AMQP_URL": urls_from(self.cluster, self.vhost, node)}
+            )
             line = await process.wait_for_line("edge node")
-            queue = line.rsplit(" ", 1)[1]
-            self.edges.append(Edge(process, port, queue))
+            edges[index] = Edge(process, port, queue=line.rsplit(" ", 1)[1])
+
+        # Started together; whatever started is stopped by ``stop`` even if another failed.
+        edges: list[Edge | None] = [None] * len(edges_on)
+        try:
+            await asyncio.gather(dispatcher(), *(edge_on(i, n) for i, n in enumerate(edges_on)))
+        finally:
+            self.edges = [edge for edge in edges if edge is not None]
 
     async def stop(self) -> None:
         running = [e.process for e in self.edges]
@@ -176,7 +184,9 @@ async def connect_clients(run: Run) -> list[asyncio.Task[int | None]]:
     return sessions
 
 
-async def under_load(run: Run, fault: Callable[[], Awaitable[None]]) -> checker.Account:
+async def under_load(
+    run: Run, fault: Callable[[], Awaitable[None]], after: float = AFTER
+) -> checker.Account:
     """Clients connected, producers publishing; ``fault`` after ``BEFORE`` seconds, load for
     ``AFTER`` more; then the account once everything confirmed is stored and received."""
     producers_on = run.cluster.nodes[-1]
@@ -196,7 +206,7 @@ async def under_load(run: Run, fault: Callable[[], Awaitable[None]]) -> checker.
     began = time.monotonic()
     await fault()
     run.figures["fault_seconds"] = round(time.monotonic() - began, 1)
-    await asyncio.sleep(AFTER)  # the load after the fault
+    await asyncio.sleep(after)  # the load after the fault
     stop.set()
     await load
     await traffic.drain(PUBLISH_TIMEOUT + 5)
@@ -272,8 +282,6 @@ async def test_killing_the_quorum_queue_leader_under_load_loses_nothing(
     assert await nodes.members(vhost, queue) == sorted(n.node for n in nodes.nodes)
     other = nodes.nodes[0]
     run = Run(nodes, vhost, database)
-    # The dispatcher and one edge on the leader's node, the other edge elsewhere.
-    await run.start(dispatcher_on=leader, edges_on=[leader, other])
     new_leader: list[PrivateRabbitMQ] = []
 
     async def kill_the_leader() -> None:
@@ -281,6 +289,8 @@ async def test_killing_the_quorum_queue_leader_under_load_loses_nothing(
         new_leader.append(await nodes.await_leader(vhost, queue, not_on=leader))
 
     try:
+        # The dispatcher and one edge on the leader's node, the other edge elsewhere.
+        await run.start(dispatcher_on=leader, edges_on=[leader, other])
         account = await under_load(run, kill_the_leader)
         run.figures["leader"] = f"{leader.node} -> {new_leader[0].node}"
         assert new_leader[0] is not leader
@@ -302,7 +312,6 @@ async def test_restarting_the_leader_node_under_load_loses_nothing(
     await declare_led_by(nodes, vhost, leader)
     queue = topology.DISPATCHER_QUEUE
     run = Run(nodes, vhost, database)
-    await run.start(dispatcher_on=leader, edges_on=[leader, nodes.nodes[0]])
     seen: dict[str, str] = {}
 
     async def restart_the_leader() -> None:
@@ -312,7 +321,8 @@ async def test_restarting_the_leader_node_under_load_loses_nothing(
         seen["members_online"] = (await nodes.queue_info(vhost, queue))["online"]
 
     try:
-        account = await under_load(run, restart_the_leader)
+        await run.start(dispatcher_on=leader, edges_on=[leader, nodes.nodes[0]])
+        account = await under_load(run, restart_the_leader, after=AFTER_RESTART)
         run.figures["leader"] = f"{leader.node} -> {seen['while_down']} (while it was down)"
         assert seen["while_down"] != leader.node
         # Back in the cluster, and a member of the queue again.
@@ -331,18 +341,19 @@ async def test_an_edge_whose_node_is_killed_rebinds_on_another_and_its_clients_m
     leader, lost = nodes.nodes[0], nodes.nodes[1]
     await declare_led_by(nodes, vhost, leader)
     run = Run(nodes, vhost, database)
-    await run.start(dispatcher_on=leader, edges_on=[lost, nodes.nodes[2]])
-    edge = run.edges[0]
-    assert await node_of_queue(nodes, vhost, edge.queue) == lost.node
     marks: dict[str, Any] = {}
 
     async def kill_the_edges_node() -> None:
+        edge = run.edges[0]
+        assert await node_of_queue(nodes, vhost, edge.queue) == lost.node
         marks["keys_before"] = await bound_keys(nodes, vhost, edge.queue)
         after = len(edge.process.lines)
         await nodes.kill(lost)
         await edge.process.wait_for_line("caught up", after=after)
 
     try:
+        await run.start(dispatcher_on=leader, edges_on=[lost, nodes.nodes[2]])
+        edge = run.edges[0]
         account = await under_load(run, kill_the_edges_node)
         moved_to = await node_of_queue(nodes, vhost, edge.queue)
         keys_after = await bound_keys(nodes, vhost, edge.queue)

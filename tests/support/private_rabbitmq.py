@@ -157,10 +157,11 @@ class PrivateRabbitMQ:
             await self._reader
 
     async def halt(self) -> None:
-        """Stop the node cleanly (``rabbitmqctl stop``), keeping its data for ``start``."""
+        """Stop the node cleanly, keeping its data for ``start``: SIGTERM to the server's PID,
+        which RabbitMQ takes as a shutdown request (as a service manager sends it)."""
         assert self._server is not None
         if self._server.returncode is None:
-            await self.ctl("stop")
+            self._server.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(self._server.wait(), COMMAND_TIMEOUT)
             except TimeoutError:
