@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
     database_url: str = DEFAULT_DATABASE_URL
+    # One broker URL, or the nodes of a cluster as a comma-separated list of URLs with the
+    # same user, password and vhost (``amqp_urls``): a process connects to the first that
+    # answers and fails over to another when it loses its node (``producers.broker``).
     amqp_url: str = DEFAULT_AMQP_URL
 
     # The dispatcher's queue is declared by every producer too (so that an event published
@@ -49,6 +52,12 @@ class Settings(BaseSettings):
             duration = parse_duration(value)
             if duration is not None:
                 return duration
+        return value
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _broker_addresses(cls, value: str) -> str:
+        amqp_urls(value)  # raises ValueError, which names the variable and the address
         return value
 
     @field_validator("database_url")
@@ -92,8 +101,46 @@ def async_database_url(url: str) -> str:
     return url
 
 
+AMQP_SCHEMES = ("amqp", "amqps")
+
+
+def amqp_urls(value: str) -> list[str]:
+    """AMQP_URL's broker addresses, in order: one URL, or several separated by commas.
+
+    Each must be an ``amqp://`` or ``amqps://`` URL with a valid port, and all of them must
+    name the same user, password and vhost (they are nodes of one cluster, not different
+    brokers). Raises ValueError saying which address is wrong and why."""
+    urls = [part.strip() for part in value.split(",")]
+    if len(urls) > 1 and not all(urls):
+        raise ValueError("an empty address in the comma-separated list")
+    first: tuple[str | None, str | None, str] | None = None
+    for url in urls:
+        shown = redact(url)
+        parts = urlsplit(url)
+        if parts.scheme not in AMQP_SCHEMES:
+            raise ValueError(f"{shown!r} is not an amqp:// or amqps:// URL")
+        try:
+            parts.port  # noqa: B018 - read for its validation
+        except ValueError:
+            raise ValueError(f"{shown!r} has an invalid port") from None
+        if len(urls) > 1 and not parts.hostname:
+            raise ValueError(f"{shown!r} names no host")
+        same = (parts.username, parts.password, parts.path.rstrip("/") or "/")
+        if first is None:
+            first = same
+        elif same != first:
+            raise ValueError(
+                f"{shown!r} differs from the first address in its user, password or vhost: "
+                "the addresses must be nodes of one cluster with the same credentials and vhost"
+            )
+    return urls
+
+
 def redact(url: str) -> str:
-    """The URL with its password hidden, fit for logs and error messages."""
+    """The URL with its password hidden, fit for logs and error messages; each URL of a
+    comma-separated list (AMQP_URL's cluster nodes) alike."""
+    if "," in url:
+        return ",".join(redact(part) for part in url.split(","))
     parts = urlsplit(url)
     if parts.password is None:
         return url

@@ -38,11 +38,14 @@ def available() -> bool:
 
 
 class PrivateRabbitMQ:
-    def __init__(self) -> None:
-        self.node = f"notify-test-{secrets.token_hex(4)}@localhost"
+    def __init__(self, *, cookie: str | None = None, name: str | None = None) -> None:
+        """``cookie``: the Erlang cookie, shared by the nodes of a cluster (default: one of
+        its own); ``name``: the node name before ``@localhost``."""
+        self.node = f"{name or f'notify-test-{secrets.token_hex(4)}'}@localhost"
         self.port = free_port()
         self.dist_port = free_port()
         self.home = Path(tempfile.mkdtemp(prefix="notify-rabbitmq-"))
+        self.cookie = cookie or secrets.token_hex(16).upper()
         self.output: list[str] = []
         self._server: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -72,7 +75,9 @@ class PrivateRabbitMQ:
 
     def _write_files(self) -> None:
         cookie = self.home / ".erlang.cookie"
-        cookie.write_text(secrets.token_hex(16).upper())
+        if cookie.exists():
+            return  # started before: the same files, the same data
+        cookie.write_text(self.cookie)
         cookie.chmod(0o400)
         (self.home / "enabled_plugins").write_text("[].\n")
         (self.home / "rabbitmq-env.conf").write_text("")
@@ -84,6 +89,7 @@ class PrivateRabbitMQ:
         server = _tool("rabbitmq-server")
         assert server is not None
         self._write_files()
+        self._ready = asyncio.Event()
         self._server = await asyncio.create_subprocess_exec(
             server,
             env=self._env(),
@@ -130,6 +136,39 @@ class PrivateRabbitMQ:
     async def start_app(self) -> None:
         await self.ctl("start_app")
         await self.ctl("await_startup")
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None and self._server.returncode is None
+
+    @property
+    def pid(self) -> int | None:
+        """The server's PID (the leader of its own process group), while it runs."""
+        return self._server.pid if self.running and self._server is not None else None
+
+    async def kill(self) -> None:
+        """``kill -9`` the node: its process group (the Erlang VM and its helpers), by the
+        server's PID. Its data directory stays, for ``start`` to bring it back."""
+        assert self._server is not None
+        if self._server.returncode is None:
+            os.killpg(self._server.pid, signal.SIGKILL)
+        await self._server.wait()
+        if self._reader is not None:
+            await self._reader
+
+    async def halt(self) -> None:
+        """Stop the node cleanly, keeping its data for ``start``: SIGTERM to the server's PID,
+        which RabbitMQ takes as a shutdown request (as a service manager sends it)."""
+        assert self._server is not None
+        if self._server.returncode is None:
+            self._server.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self._server.wait(), COMMAND_TIMEOUT)
+            except TimeoutError:
+                os.killpg(self._server.pid, signal.SIGKILL)
+                await self._server.wait()
+        if self._reader is not None:
+            await self._reader
 
     async def stop(self) -> None:
         """Halt the node (by its own PID if it does not halt), then remove its directory."""

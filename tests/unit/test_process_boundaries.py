@@ -94,6 +94,9 @@ SEND = ("send", "--user", "alice", "--type", "system_alert")
         (("up",), {**EDGE, "DISPATCHER_BATCH_SIZE": "0"}, "dispatcher_batch_size"),
         (("dispatcher",), {"DISPATCHER_BATCH_WAIT_MS": "soon"}, "dispatcher_batch_wait_ms"),
         (SEND, {"PUBLISH_TIMEOUT": "0"}, "publish_timeout"),
+        (("dispatcher",), {"AMQP_URL": "amqp://g:g@h1/,amqp://g:other@h2/"}, "amqp_url"),
+        (("edge",), {**EDGE, "AMQP_URL": "amqp://g:g@h1/,,amqp://g:g@h2/"}, "amqp_url"),
+        (SEND, {"AMQP_URL": "http://h1/"}, "amqp_url"),
     ],
 )
 def test_a_command_refuses_invalid_settings_of_its_process_in_one_line(
