@@ -8,14 +8,16 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dispatcher.schema import metadata
+from dispatcher.schema import include_name, metadata
 
 pytestmark = pytest.mark.integration
 
 
 async def test_migrated_database_matches_the_metadata(engine: AsyncEngine) -> None:
     def differences(connection: Connection) -> list[object]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_name": include_name}
+        )
         return list(compare_metadata(context, metadata))
 
     async with engine.connect() as conn:
