@@ -112,8 +112,8 @@ async def test_0006_carries_the_log_into_partitions_and_back(
             ids = (await conn.execute(text(
                 "SELECT count(*) FROM notification_event_ids i JOIN notification_events e "
                 "USING (seq, event_id, recorded_at)"))).scalar()  # fmt: skip
-            months = (await conn.execute(text(
-                "SELECT count(DISTINCT tableoid) FROM notification_events"))).scalar()  # fmt: skip
+            sql = text("SELECT count(DISTINCT tableoid) FROM notification_events")
+            months = (await conn.execute(sql)).scalar_one()
         assert ids == len(log_before)
         assert months >= 3
         assert await checksum(engine) == before
