@@ -32,6 +32,7 @@ from dispatcher import statements
 from dispatcher.events import event_from_payload
 from dispatcher.failures import one_line
 from dispatcher.projection import Logged, Projector
+from producers.waiting import wait_event
 
 log = logging.getLogger("notify.dispatcher")
 
@@ -114,11 +115,8 @@ async def keep_ahead(
         else:
             if made:
                 log.info("made %d partitions of the event log ahead of time", made)
-        try:
-            await asyncio.wait_for(stop.wait(), every)
+        if await wait_event(stop, every):
             return
-        except TimeoutError:
-            continue
 
 
 async def partitions_in(conn: AsyncConnection, *, count: bool = False) -> list[Partition]:
