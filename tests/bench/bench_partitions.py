@@ -60,8 +60,8 @@ PARTITION = re.compile(r"on (notification_events_y\d{4}m\d{2})")
 def plans(top: int, batch: str) -> dict[str, tuple[str, list[Any]]]:
     """Each read path's statement, with the parameters of a reader near the log's head."""
     now = datetime.now(UTC)
-    named = {"user_id": "user-4242", "window": timedelta(days=7), "limit": 500,
-             "since": top - 5_000, "high_water": top, "users": ["user-4242", "user-7"],
+    named = {"user_id": "user-4240", "window": timedelta(days=7), "limit": 500,
+             "since": top - 5_000, "high_water": top, "users": ["user-4240", "user-70"],
              "critical": ["system_alert"], "status": "all", "before_seq": top}  # fmt: skip
     return {
         "append (a batch of 200, under the append lock; rolled back)": (
@@ -146,7 +146,7 @@ async def run(events: int, months: int) -> None:
             await conn.close()
         engine = create_engine(database_url, pool_size=1)
         try:
-            oldest = timedelta(days=31 * (months - 1) + 1)
+            oldest = timedelta(days=31 * (months - 2))  # the first, partial month
             started = time.perf_counter()
             done = await detach(engine, oldest, timedelta(days=7), frozenset(), drop=True)
             took = time.perf_counter() - started
