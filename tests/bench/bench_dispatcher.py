@@ -301,6 +301,8 @@ async def run(events: int, rate: float, waits: list[float], baseline: str | None
 
 
 FILL = [
+    # The log's partitions of the months the notifications below were logged in.
+    "SELECT notification_events_ensure_partitions(now() - make_interval(secs => $1), now())",
     """INSERT INTO notification_events (event_id, event_type, occurred_at, recorded_at,
            producer, payload)
        SELECT gen_random_uuid(), 'notification.created', t, t, 'explain', '{}'
