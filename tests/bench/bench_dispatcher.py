@@ -345,7 +345,7 @@ async def explain(notifications: int) -> None:
                 print(f"-- filled in {time.perf_counter() - started:.0f}s", file=sys.stderr)
             high = await conn.fetchval("SELECT max(seq) FROM notifications")
             params = {"user_id": "user-4242", "window": timedelta(days=7), "limit": 500,
-                      "room": "room-7", "since": high - 1_000_000}  # fmt: skip
+                      "room": "room-7", "since": high - 1_000_000, "critical": []}  # fmt: skip
             for name, query in PLANS.items():
                 sql, values = _positional(query.text, params)
                 plan = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}", *values)
