@@ -115,6 +115,88 @@ def prune(settings: DispatcherSettings, older_than: str) -> None:
     run(main())
 
 
+@click.group("partitions")
+def partitions_group() -> None:
+    """The event log's monthly partitions: list, make ahead, detach old ones."""
+
+
+@partitions_group.command("list")
+@pass_settings(get_dispatcher_settings)
+def list_partitions(settings: DispatcherSettings) -> None:
+    """Print each attached partition: name, months, events; then the retention horizon."""
+    from dispatcher.database import create_engine
+    from dispatcher.partitions import HORIZON, partitions
+
+    async def main() -> None:
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            found = await partitions(engine, count=True)
+            async with engine.connect() as conn:
+                horizon = (await conn.exec_driver_sql(HORIZON)).scalar_one()
+        finally:
+            await engine.dispose()
+        for p in found:
+            click.echo(f"{p.name}  {p.since.date()} .. {p.until.date()}  {p.events} events")
+        click.echo(f"{len(found)} partitions; events up to seq {horizon} detached")
+
+    run(main())
+
+
+@partitions_group.command("create")
+@click.option("--months-ahead", default=3, show_default=True, type=click.IntRange(0, 120))
+@pass_settings(get_dispatcher_settings)
+def create_partitions(settings: DispatcherSettings, months_ahead: int) -> None:
+    """Make the partitions of this month and the next MONTHS_AHEAD (the dispatcher does it
+    every hour for 3)."""
+    from dispatcher.database import create_engine
+    from dispatcher.partitions import ensure
+
+    async def main() -> int:
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            return await ensure(engine, months_ahead)
+        finally:
+            await engine.dispose()
+
+    click.echo(f"{run(main())} partitions made")
+
+
+@partitions_group.command("detach")
+@click.option("--older-than", "older_than", required=True, metavar="AGE", help="e.g. 365d")
+@click.option("--drop", is_flag=True, help="drop them (default: move to notification_archive)")
+@pass_settings(get_dispatcher_settings)
+def detach_partitions(settings: DispatcherSettings, older_than: str, drop: bool) -> None:
+    """Detach the months of the log that ended more than AGE ago; rebuilds start after them."""
+    from dispatcher.database import create_engine
+    from dispatcher.partitions import RetentionRefused, detach
+    from dispatcher.retention import parse_age
+
+    try:
+        age = parse_age(older_than)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+
+    async def main() -> None:
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            done = await detach(
+                engine, age, settings.broadcast_unread_window, settings.critical_types, drop=drop
+            )
+        except RetentionRefused as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            await engine.dispose()
+        where = "moved to notification_archive" if done.archived else "dropped"
+        for p in done.partitions:
+            click.echo(f"detached {p.name} ({p.since.date()} .. {p.until.date()}), {where}")
+        click.echo(
+            f"{len(done.partitions)} partitions detached; events up to seq {done.horizon} are "
+            "in notification_base"
+        )
+
+    run(main())
+
+
 @click.group("dead-letters")
 def dead_letters() -> None:
     """Inspect and replay the dead-letter queue."""
@@ -153,4 +235,11 @@ def replay_letters(settings: DispatcherSettings, ids: tuple[str, ...], limit: in
         )
 
 
-COMMANDS: list[click.Command] = [migrate, dispatcher, rebuild, prune, dead_letters]
+COMMANDS: list[click.Command] = [
+    migrate,
+    dispatcher,
+    rebuild,
+    prune,
+    partitions_group,
+    dead_letters,
+]

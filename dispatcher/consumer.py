@@ -46,7 +46,7 @@ from aio_pika.abc import AbstractExchange, AbstractRobustChannel
 from aiormq.abc import DeliveredMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dispatcher import database, metrics
+from dispatcher import database, metrics, partitions
 from dispatcher.batching import DeliveryTap, Inbox, Received, read_frames_in_bulk
 from dispatcher.database import create_engine
 from dispatcher.dead_letters import Letter, publish_refused
@@ -55,6 +55,7 @@ from dispatcher.failures import (
     DELIVERY_COUNT_HEADER,
     broker_cancelled,
     is_last_delivery,
+    is_missing_partition,
     is_transient,
     one_line,
 )
@@ -150,10 +151,12 @@ class Dispatcher:
         name = f"notify-dispatcher {process}"
         await database.check(self.engine)  # fail fast on a wrong DATABASE_URL
         await database.check_schema(self.engine)
+        await partitions.ensure(self.engine)  # this month's partition and the next ones
         connection = await connect(self.settings.amqp_url, name)
         scheduler_stop = asyncio.Event()
         scheduler_publisher = Publisher(self.settings, name=f"notify-scheduler {process}")
         releases: asyncio.Task[None] | None = None
+        ahead: asyncio.Task[None] | None = None
         try:
             consume_channel = await connection.channel()
             await consume_channel.set_qos(
@@ -177,6 +180,9 @@ class Dispatcher:
                 self.engine, scheduler_publisher, self.settings.schedule_poll_seconds
             )
             releases = asyncio.create_task(scheduler.run(scheduler_stop), name="scheduler")
+            ahead = asyncio.create_task(
+                partitions.keep_ahead(self.engine, scheduler_stop), name="partitions"
+            )
             log.info(
                 "dispatcher consuming %s from %s into %s (batch %d, wait %gms)",
                 topology.DISPATCHER_QUEUE,
@@ -204,6 +210,7 @@ class Dispatcher:
         finally:
             scheduler_stop.set()
             await cancel_and_wait(releases)  # a release in hand is published again later
+            await cancel_and_wait(ahead)
             await scheduler_publisher.close()
             await connection.close()
             await self.engine.dispose()
@@ -268,10 +275,18 @@ class Dispatcher:
         """Append, retrying in place with backoff while the database is unreachable."""
         pause = RETRY_FIRST
         failures = 0
+        partitioned = False
         while True:
             try:
                 result = await self._append(events)
             except Exception as exc:
+                if is_missing_partition(exc) and not partitioned:
+                    # Not the events' fault: the month has no partition yet (none was made
+                    # ahead). Make it, and store the batch again at once.
+                    log.warning("%s; making the log's partitions", one_line(exc))
+                    partitioned = True
+                    await partitions.ensure(self.engine)
+                    continue
                 if not is_transient(exc):
                     raise
                 if self._stopping.is_set():

@@ -147,7 +147,15 @@ def upgrade_to_head(database_url: str) -> None:
 
 
 async def migrate(database_url: str) -> bool:
-    """Create the database if missing and upgrade it to head; True if it was created."""
+    """Create the database if missing, upgrade it to head and make the event log's partitions
+    of this month and the next ones (``dispatcher.partitions``); True if it was created."""
+    from dispatcher.partitions import ensure
+
     created = await create_database_if_missing(database_url)
     await asyncio.to_thread(upgrade_to_head, database_url)
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        await ensure(engine)
+    finally:
+        await engine.dispose()
     return created

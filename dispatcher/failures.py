@@ -10,6 +10,15 @@ import aiormq
 import asyncpg
 import sqlalchemy.exc
 
+
+def is_missing_partition(exc: BaseException) -> bool:
+    """True for PostgreSQL's refusal of a row whose month has no partition of the event log
+    (dispatcher/partitions.py): a matter of time, not of the events."""
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None:
+        exc = getattr(exc.orig, "__cause__", None) or exc.orig
+    return isinstance(exc, asyncpg.CheckViolationError) and "no partition of relation" in str(exc)
+
+
 # The header a quorum queue puts on a redelivered message: how often it was returned before.
 DELIVERY_COUNT_HEADER = "x-delivery-count"
 

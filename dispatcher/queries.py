@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from sqlalchemy import TextClause, text
 
+from dispatcher.statements import log_range
+
 # A broadcast that still counts for its users: sent within the unread window. One definition
 # for every query below; dispatcher/statements.py applies the same rule at a given moment.
 IN_WINDOW = "n.audience = 'broadcast' AND n.created_at > now() - CAST(:window AS interval)"
@@ -66,7 +68,8 @@ COUNTS = text(
 
 UNREAD_COUNT = text(f"SELECT count(*) FROM ({UNREAD_SEQS}) AS unread")
 
-HIGH_WATER = text("SELECT coalesce(max(seq), 0) FROM notification_events")
+# The log's end: the ids beside the partitioned log have every seq, in one index.
+HIGH_WATER = text("SELECT coalesce(max(seq), 0) FROM notification_event_ids")
 
 # The events that change one user's state, each routed to the user's sockets as a sync frame
 # (``dispatcher.records``): the syncs an edge missed during a broker blip.
@@ -83,7 +86,7 @@ USER_STATE_EVENTS = (
 READS_SINCE = text(
     f"""
     SELECT seq, event_type, payload FROM notification_events
-    WHERE seq > :since AND seq <= :high_water
+    WHERE {log_range(":since", ":high_water")}
       AND event_type IN ({", ".join(f"'{kind}'" for kind in USER_STATE_EVENTS)})
       AND payload->>'user_id' = ANY(:users)
     ORDER BY seq

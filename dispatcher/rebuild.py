@@ -4,8 +4,11 @@ Everything runs in one transaction. It first takes the append lock (dispatchers 
 would for a long batch) and locks the per-user state against receipts, keeps the delivery
 receipts aside (they are facts about sockets, not events, so the log cannot give them back),
 deletes the projections (notifications and their per-user state, the per-user seen marks and
-preferences, the schedule), applies every logged event in seq order with the same code the
-dispatcher uses (``dispatcher.projection``), puts the receipts back and computes a checksum.
+preferences, the schedule), copies in the base that retention left (the projections as the
+detached months of the log made them: ``dispatcher.partitions``; empty until a month is
+detached), applies every logged event after the base's horizon in seq order with the same
+code the dispatcher uses (``dispatcher.projection``), puts the receipts back and computes a
+checksum.
 Rows are deleted rather than truncated so that readers (the edges' replays) keep seeing the
 old projections until the commit, and then the new ones.
 """
@@ -36,9 +39,22 @@ CLEAR = (
     "DELETE FROM notification_schedule",
     "DELETE FROM notification_users",
 )
+# Where the log starts: the base holds the projections as the events retention detached left
+# them (dispatcher/partitions.py), the log everything after its horizon. Recipients after
+# their notifications (a foreign key).
+BASE = ("notifications", "notification_schedule", "notification_users", "notification_recipients")
+RESTORE_BASE = tuple(f"INSERT INTO {t} SELECT * FROM notification_base.{t}" for t in BASE)
+HORIZON = "SELECT coalesce((SELECT seq FROM notification_base.horizon WHERE id = 1), 0)"
+# A page of the log after seq $1: its seqs and least recorded_at come from the ids first, so
+# that only the partitions that hold the page are read.
 PAGE_OF_LOG = """
+WITH page AS (
+    SELECT seq, recorded_at FROM notification_event_ids WHERE seq > $1 ORDER BY seq LIMIT $2
+)
 SELECT seq, event_type, payload, occurred_at, recorded_at FROM notification_events
-WHERE seq > $1 ORDER BY seq LIMIT $2
+WHERE seq > $1 AND seq <= (SELECT max(seq) FROM page)
+  AND recorded_at >= (SELECT min(recorded_at) FROM page)
+ORDER BY seq
 """
 RESTORE_RECEIPTS = """
 INSERT INTO notification_recipients (user_id, seq, delivered_at)
@@ -127,8 +143,11 @@ async def rebuild(
         await conn.exec_driver_sql(KEEP_RECEIPTS)
         for statement in CLEAR:
             await conn.exec_driver_sql(statement)
+        for statement in RESTORE_BASE:
+            await conn.exec_driver_sql(statement)
         projector = Projector(conn, broadcast_window, critical=critical, count_unread=False)
-        events = skipped = last = 0
+        events = skipped = 0
+        last = int((await conn.exec_driver_sql(HORIZON)).scalar_one())
         while True:
             rows = (await conn.exec_driver_sql(PAGE_OF_LOG, (last, PAGE))).all()
             if not rows:

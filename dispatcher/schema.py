@@ -3,7 +3,13 @@ and the dispatcher, the edge and the reports all query these tables.
 
 - ``notification_events`` is the append-only event log, ordered by ``seq``. Nothing updates or
   deletes a row: a trigger refuses it (migration 0001). ``event_type`` is one of
-  ``dispatcher.events.EVENT_TYPES``.
+  ``dispatcher.events.EVENT_TYPES``. It is partitioned by month of ``recorded_at``
+  (migration 0006, ``dispatcher.partitions``): its partitions are made at run time, so they are
+  not in this metadata (``include_name``).
+- ``notification_event_ids`` holds the event_id, seq and recorded_at of every event ever
+  logged, detached partitions included: the log's global uniqueness of ``event_id`` (a
+  partitioned table's unique constraints must contain its partition key), the target of the
+  projections' foreign keys, and the index from an event_id or a seq to its partition.
 - ``notifications`` is a projection of the log: one row per notification, keyed by the seq of
   the event that created it.
 - ``notification_recipients`` is the per-user state of personal and broadcast notifications
@@ -21,6 +27,10 @@ and the dispatcher, the edge and the reports all query these tables.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import (
     TIMESTAMP,
@@ -56,19 +66,40 @@ notification_events = Table(
     "notification_events",
     metadata,
     Column("seq", BigInteger, Identity(always=True), primary_key=True),
-    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("event_id", Uuid, nullable=False),
     Column("event_type", Text, nullable=False),
     Column("occurred_at", Timestamp, nullable=False),
-    Column("recorded_at", Timestamp, nullable=False, server_default=func.now()),
+    Column("recorded_at", Timestamp, primary_key=True, nullable=False, server_default=func.now()),
     Column("producer", Text),
     Column("payload", JSONB, nullable=False),
     comment="Append-only event log; seq is a total order that matches commit order.",
+    postgresql_partition_by="RANGE (recorded_at)",
 )
+
+notification_event_ids = Table(
+    "notification_event_ids",
+    metadata,
+    Column("event_id", Uuid, primary_key=True),
+    Column("seq", BigInteger, nullable=False, unique=True),
+    Column("recorded_at", Timestamp, nullable=False),
+    comment="Every event_id ever logged, with its seq and recorded_at (written by a trigger "
+    "of notification_events; kept when a partition is detached).",
+)
+
+# The log's partitions (``dispatcher.partitions``): one per month, named after it.
+PARTITION_NAME = re.compile(r"notification_events_y\d{4}m\d{2}")
+
+
+def include_name(name: str | None, type_: str, parent_names: Mapping[Any, str | None]) -> bool:
+    """For alembic's comparisons: the log's partitions are made at run time, not by a
+    migration, and are not part of the metadata."""
+    return not (type_ == "table" and name is not None and PARTITION_NAME.fullmatch(name))
+
 
 notifications = Table(
     "notifications",
     metadata,
-    Column("seq", BigInteger, ForeignKey("notification_events.seq"), primary_key=True),
+    Column("seq", BigInteger, ForeignKey("notification_event_ids.seq"), primary_key=True),
     Column("event_id", Uuid, nullable=False, unique=True),
     Column("audience", Text, nullable=False),
     Column("user_id", Text),
@@ -170,7 +201,7 @@ notification_users = Table(
 notification_schedule = Table(
     "notification_schedule",
     metadata,
-    Column("seq", BigInteger, ForeignKey("notification_events.seq"), primary_key=True),
+    Column("seq", BigInteger, ForeignKey("notification_event_ids.seq"), primary_key=True),
     Column("event_id", Uuid, nullable=False, unique=True),
     Column("deliver_at", Timestamp, nullable=False),
     Column("status", Text, nullable=False, server_default=text("'pending'")),

@@ -3,11 +3,11 @@
 Each batch writes each table with one statement whatever its size: the rows travel as one
 JSON document (an array of rows, each an array of its columns, ``rows``) and
 ``jsonb_array_elements`` turns them back into rows on the server. Unlike COPY, that form can
-say ``ON CONFLICT (event_id) DO NOTHING`` (duplicates against the log are skipped by the
-database, under the append lock) and ``RETURNING`` (the seqs the log drew); unlike an
-executemany it is one round trip and one plan per table. (Arrays, one per column, were the
-form before: the driver's encoding of each element cost the dispatcher more than the JSON of
-the whole batch, and a payload travels as it is, not encoded again.) The read side, shared
+skip the events already in the log (``INSERT_LOG``, under the append lock) and say
+``RETURNING`` (the seqs the log drew); unlike an executemany it is one round trip and one
+plan per table. (Arrays, one per column, were the form before: the driver's encoding of each
+element cost the dispatcher more than the JSON of the whole batch, and a payload travels as it
+is, not encoded again.) The read side, shared
 with the edge, lives in ``dispatcher.queries``.
 
 Parameters are positional (``$1``, asyncpg's style); each statement names them in its comment.
@@ -37,11 +37,21 @@ ROUTING_LOCK_KEY = 0x6E6F7469666
 ROUTING_LOCK = f"SELECT pg_advisory_lock({ROUTING_LOCK_KEY})"
 ROUTING_UNLOCK = f"SELECT pg_advisory_unlock({ROUTING_LOCK_KEY})"
 
-# Where routing stands: the last seq whose deliveries were confirmed, and the log's end.
+# Where routing stands: the last seq whose deliveries were confirmed, and the log's end (one
+# probe of the ids' seq index, where the partitioned log would probe every partition).
 ROUTING_STATE = """
 SELECT (SELECT routed_seq FROM notification_routing WHERE id = 1) AS routed_seq,
-       (SELECT coalesce(max(seq), 0) FROM notification_events) AS top
+       (SELECT coalesce(max(seq), 0) FROM notification_event_ids) AS top
 """
+
+
+def log_range(low: str, high: str) -> str:
+    """The condition on ``notification_events`` for the seqs in (low, high]: with the least
+    recorded_at of those seqs (from ``notification_event_ids``), which lets PostgreSQL skip the
+    partitions of older months at run time. Exact, whatever the order of recorded_at."""
+    return f"""seq > {low} AND seq <= {high}
+  AND recorded_at >= (SELECT min(i.recorded_at) FROM notification_event_ids i
+                      WHERE i.seq > {low} AND i.seq <= {high})"""
 
 
 def routed_and_unlock(seq: int) -> str:
@@ -65,9 +75,9 @@ COMMIT;
 # or lost the broker between its commit and the confirms), oldest first. Only the types that
 # have deliveries (``events.DELIVERED_EVENT_TYPES``): a prune and a cancel have none, and a
 # type this version does not know (logged by a newer one) is not this version's to route.
-UNROUTED = """
+UNROUTED = f"""
 SELECT seq, event_type, payload FROM notification_events
-WHERE seq > $1 AND seq <= $2
+WHERE {log_range("$1", "$2")}
   AND event_type IN ('notification.created', 'notification.released', 'notification.read',
                      'notification.all_read', 'notification.seen', 'notification.archived',
                      'notification.unarchived', 'notification.preferences')
@@ -76,12 +86,20 @@ LIMIT $3
 """
 
 # $1 the rows (``rows``): [event_id, event_type, occurred_at, producer, payload (JSON)].
+# An event_id already logged is skipped: the log is partitioned, so its uniqueness lives in
+# ``notification_event_ids`` (written by the log's insert trigger in this same statement), and
+# the check below cannot race another append, which waits for the append lock. (A writer that
+# bypassed the lock and inserted the same id meanwhile would fail on the ids' primary key,
+# never store it twice.) ``recorded_at`` is the statement's time, taken after the append lock:
+# it never goes back as seq goes up, so each month's partition holds one range of seqs.
 INSERT_LOG = """
-INSERT INTO notification_events (event_id, event_type, occurred_at, producer, payload)
-SELECT (r->>0)::uuid, r->>1, (r->>2)::timestamptz, r->>3, r->4
+INSERT INTO notification_events (event_id, event_type, occurred_at, recorded_at, producer,
+    payload)
+SELECT (r->>0)::uuid, r->>1, (r->>2)::timestamptz, statement_timestamp(), r->>3, r->4
 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, position)
+WHERE NOT EXISTS (
+    SELECT 1 FROM notification_event_ids i WHERE i.event_id = (e.r->>0)::uuid)
 ORDER BY e.position
-ON CONFLICT (event_id) DO NOTHING
 RETURNING seq, event_id, recorded_at
 """
 
@@ -120,7 +138,8 @@ FROM jsonb_array_elements($1::jsonb) AS e(r)
 # this read and the batch's commit.)
 SCHEDULED = """
 SELECT s.event_id, s.status, e.payload FROM notification_schedule s
-JOIN notification_events e ON e.seq = s.seq
+JOIN notification_event_ids i ON i.seq = s.seq
+JOIN notification_events e ON e.seq = i.seq AND e.recorded_at = i.recorded_at
 WHERE s.event_id = ANY($1::uuid[])
 """
 

@@ -2,6 +2,7 @@
 PostgreSQL to the delivery exchange, beside the two ceilings it sits on, in one run.
 
     python -m tests.bench.bench_dispatcher run [--events 20000] [--rate 1000] [--waits 10,1]
+        [--baseline GIT_REF]
     python -m tests.bench.bench_dispatcher explain [--notifications 10000000]
 
 ``run`` works in a private RabbitMQ vhost and a private database (both removed at the end):
@@ -11,6 +12,11 @@ PostgreSQL to the delivery exchange, beside the two ceilings it sits on, in one 
 4. a steady stream at a fixed rate measures publish -> commit latency with one process
    (the commit time is when the delivery, published after the commit, reaches a listener),
    once per batch wait given (``DISPATCHER_BATCH_WAIT_MS``).
+
+With ``--baseline``, step 3 is also run, in the same vhost and just before, by the code of
+that git revision (exported with ``git archive`` to a temporary directory, its processes
+started with it first on PYTHONPATH) on a database of its own that its ``notify migrate``
+made: the dispatcher's rate before and after a change, side by side, in one run.
 
 ``explain`` fills a private database with synthetic notifications and prints the plans of
 the read side's queries (docs/event-store.md).
@@ -23,13 +29,16 @@ import asyncio
 import os
 import re
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -230,9 +239,44 @@ class Figures:
     one: float
     two: float
     latency: dict[float, tuple[float, float]]  # batch wait (ms) -> p50, p99 (ms)
+    baseline: tuple[str, float, float] | None = None  # git ref, 1 and 2 processes
 
 
-async def run(events: int, rate: float, waits: list[float]) -> Figures:
+@contextmanager
+def baseline_code(ref: str) -> Iterator[tuple[str, str]]:
+    """The tree of git revision ``ref`` in a temporary directory, and its commit."""
+    root = Path(__file__).parents[2]
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", ref], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="notify-baseline-") as tree:
+        archive = subprocess.run(["git", "archive", ref], cwd=root, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", tree], input=archive.stdout, check=True)
+        yield tree, commit
+
+
+async def baseline_drains(
+    ref: str, db_base: str, amqp_url: str, events: int
+) -> tuple[str, float, float]:
+    """The dispatcher of revision ``ref`` draining the same queue, 1 then 2 processes."""
+    with baseline_code(ref) as (tree, commit):
+        url = make_url(db_base).set(database=f"notify_bench_{uuid.uuid4().hex[:8]}")
+        database_url = url.render_as_string(hide_password=False)
+        env = {"DATABASE_URL": database_url, "AMQP_URL": amqp_url, "LOG_LEVEL": "info",
+               "PYTHONPATH": tree}  # fmt: skip
+        migrate = NotifyProcess("baseline migrate", ["migrate"], env)
+        await migrate.start(None)
+        if await migrate.exited() != 0:
+            raise RuntimeError("\n".join(migrate.lines))
+        try:
+            one = await drain(env, 1, [envelope(i).to_json() for i in range(events)])
+            two = await drain(env, 2, [envelope(i).to_json() for i in range(events)])
+        finally:
+            await drop_database(database_url)
+    return commit, one, two
+
+
+async def run(events: int, rate: float, waits: list[float], baseline: str | None) -> Figures:
     db_base = async_database_url(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
     with own_vhost(os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)) as amqp_url:
         database_url = await create_database(db_base)
@@ -242,18 +286,23 @@ async def run(events: int, rate: float, waits: list[float]) -> Figures:
             await publish(amqp_url, bodies)
             consume = await bare_consume(amqp_url, events)
             copy = await bare_copy(database_url, [envelope(i) for i in range(events)])
+            before = None
+            if baseline is not None:
+                before = await baseline_drains(baseline, db_base, amqp_url, events)
             one = await drain(env, 1, [envelope(i).to_json() for i in range(events)])
             two = await drain(env, 2, [envelope(i).to_json() for i in range(events)])
             latencies = {}
             for wait in waits:
                 wait_env = {**env, "DISPATCHER_BATCH_WAIT_MS": str(wait)}
                 latencies[wait] = await latency(wait_env, rate, 10)
-            return Figures(consume, copy, one, two, latencies)
+            return Figures(consume, copy, one, two, latencies, before)
         finally:
             await drop_database(database_url)
 
 
 FILL = [
+    # The log's partitions of the months the notifications below were logged in.
+    "SELECT notification_events_ensure_partitions(now() - make_interval(secs => $1), now())",
     """INSERT INTO notification_events (event_id, event_type, occurred_at, recorded_at,
            producer, payload)
        SELECT gen_random_uuid(), 'notification.created', t, t, 'explain', '{}'
@@ -296,7 +345,7 @@ async def explain(notifications: int) -> None:
                 print(f"-- filled in {time.perf_counter() - started:.0f}s", file=sys.stderr)
             high = await conn.fetchval("SELECT max(seq) FROM notifications")
             params = {"user_id": "user-4242", "window": timedelta(days=7), "limit": 500,
-                      "room": "room-7", "since": high - 1_000_000}  # fmt: skip
+                      "room": "room-7", "since": high - 1_000_000, "critical": []}  # fmt: skip
             for name, query in PLANS.items():
                 sql, values = _positional(query.text, params)
                 plan = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}", *values)
@@ -331,17 +380,27 @@ def main() -> None:
     bench.add_argument(
         "--waits", default="0", help="batch waits (ms) of the latency runs, comma-separated"
     )
+    bench.add_argument(
+        "--baseline",
+        metavar="GIT_REF",
+        help="also drain with the dispatcher of this revision, side by side (e.g. main)",
+    )
     fill = commands.add_parser("explain")
     fill.add_argument("--notifications", type=int, default=10_000_000)
     args = parser.parse_args()
     if args.command == "explain":
         asyncio.run(explain(args.notifications))
         return
-    f = asyncio.run(run(args.events, args.rate, [float(w) for w in args.waits.split(",")]))
+    waits = [float(w) for w in args.waits.split(",")]
+    f = asyncio.run(run(args.events, args.rate, waits, args.baseline))
     print(f"bare aio-pika consume+ack : {f.consume:8.0f} events/s")
     print(f"bare COPY of the same rows: {f.copy:8.0f} events/s")
     print(f"dispatcher, 1 process     : {f.one:8.0f} events/s")
     print(f"dispatcher, 2 processes   : {f.two:8.0f} events/s")
+    if f.baseline is not None:
+        commit, one, two = f.baseline
+        print(f"baseline {commit}, 1 process : {one:8.0f} events/s")
+        print(f"baseline {commit}, 2 processes: {two:8.0f} events/s")
     for wait, (p50, p99) in f.latency.items():
         print(
             f"publish -> commit at {args.rate:.0f}/s, batch wait {wait:g} ms: "
