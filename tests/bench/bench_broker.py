@@ -2,6 +2,7 @@
 removes them, and confirmed publishes per second to the delivery exchange with N bindings.
 
     python -m tests.bench.bench_broker [--bindings 2000,10000,100000] [--messages 20000]
+                                       [--edges 4] [--edge-keys 5000]
 
 Everything happens in a RabbitMQ virtual host of the benchmark's own (removed at the end),
 traffic to the local broker only. One edge queue is made by the edge's own broker code
@@ -21,6 +22,12 @@ count N in turn (cumulative: the keys of the step before stay bound):
    batches of 200 written at once, their confirms awaited before the next round of ten);
 5. **unbind**: 1,000 keys one after the other, as an edge drops lingering keys (AMQP has no
    no-wait unbind), then bound again (not timed) so that N stays N.
+
+Then **bind, several edges at once**: one fresh edge binds ``--edges`` x ``--edge-keys``
+keys, then ``--edges`` more edge queues, each made by its own
+``EdgeBroker`` on its own connection, bind ``--edge-keys`` keys each, all at the same time (a
+reconnect storm spread over several edges); the rate is all their keys over the time until
+the last edge has them. Their queues go with their connections at the end.
 
 Each publish row counts the time until every confirm is in; the edge's consumer shares this
 process and its core with the publisher, as an edge shares its core with nothing else: the
@@ -140,6 +147,30 @@ async def publish_route(amqp_url: str, keys: list[str], bodies: list[bytes]) -> 
         await connection.close()
 
 
+async def nothing() -> None:
+    return None
+
+
+async def several_edges(amqp_url: str, edges: int, keys: int) -> float:
+    """Keys bound per second by ``edges`` edges binding ``keys`` keys each at once."""
+    brokers = [EdgeBroker(amqp_url, f"bench-{uuid.uuid4().hex[:6]}") for _ in range(edges)]
+    try:
+        for broker in brokers:
+            await broker.start(lambda _: None, lambda: None, nothing)
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(
+                broker.bind(f"{topology.USER_PREFIX}edge{e}-{i}")
+                for e, broker in enumerate(brokers)
+                for i in range(keys)
+            )
+        )
+        return edges * keys / (time.perf_counter() - started)
+    finally:
+        for broker in brokers:
+            await broker.close()
+
+
 async def run(amqp_url: str, ladder: list[int], messages: int) -> list[Step]:
     delivered = 0
     target = 0
@@ -150,9 +181,6 @@ async def run(amqp_url: str, ladder: list[int], messages: int) -> list[Step]:
         delivered += 1
         if delivered >= target:
             all_in.set()
-
-    async def nothing() -> None:
-        return None
 
     edge = EdgeBroker(amqp_url, f"bench-{uuid.uuid4().hex[:6]}")
     await edge.start(on_delivery, lambda: None, nothing)
@@ -207,12 +235,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--bindings", default="2000,10000,100000")
     parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--edges", type=int, default=4)
+    parser.add_argument("--edge-keys", type=int, default=5_000)
     args = parser.parse_args()
     ladder = sorted(int(n) for n in args.bindings.split(","))
     if ladder[0] < 2 * SINGLE:
         parser.error(f"every binding count must be at least {2 * SINGLE}")
     with own_vhost(os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)) as amqp_url:
         steps = asyncio.run(run(amqp_url, ladder, args.messages))
+        total = args.edges * args.edge_keys
+        alone = asyncio.run(several_edges(amqp_url, 1, total))
+        together = asyncio.run(several_edges(amqp_url, args.edges, args.edge_keys))
     print(
         f"python -m tests.bench.bench_broker --bindings {args.bindings} --messages {args.messages}"
     )
@@ -224,6 +257,11 @@ def main() -> None:
     print("|--:|--:|--:|--:|--:|--:|--|")
     for step in steps:
         print(report_line(step, args.messages))
+    print(f"bind batched, 1 fresh edge, {total:,} keys: {alone:,.0f} keys/s")
+    print(
+        f"bind batched, {args.edges} fresh edges at once, {args.edge_keys:,} keys each: "
+        f"{together:,.0f} keys/s"
+    )
 
 
 if __name__ == "__main__":

@@ -126,6 +126,7 @@ class Outcome:
     turns: int
     turn_ms: float  # mean turn, from asking for the lock to releasing it
     hold_ms: float | None  # mean time the lock was held (not known for the product's lock)
+    busy: float  # this process's CPU time / wall time, from the first turn to the last
     received: int
     violations: int
 
@@ -242,9 +243,10 @@ async def one_run(
         engine = create_engine(database_url, pool_size=workers, pre_ping=False)
         store = EventStore(engine, critical=frozenset())
         try:
-            started = time.perf_counter()
+            cpu, started = time.process_time(), time.perf_counter()
             await asyncio.gather(*(product_worker(store, r, work, turns) for r in routes))
             elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu
         finally:
             await engine.dispose()
         name = "the product: one routing lock, log + projections"
@@ -256,11 +258,12 @@ async def one_run(
                 f"SELECT generate_series(0, {lanes - 1})"
             )
             await conns[0].execute("TRUNCATE bench_lane_log")
-            started = time.perf_counter()
+            cpu, started = time.process_time(), time.perf_counter()
             await asyncio.gather(
                 *(lane_worker(c, r, work, turns, holds) for c, r in zip(conns, routes, strict=True))
             )
             elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu
         finally:
             for conn in conns:
                 await conn.close()
@@ -272,6 +275,7 @@ async def one_run(
         len(turns),
         statistics.mean(turns) * 1000,
         statistics.mean(holds) * 1000 if holds else None,
+        cpu / elapsed,
         listener.received,
         listener.violations,
     )
@@ -320,7 +324,7 @@ async def run(args: argparse.Namespace) -> list[list[Outcome]]:
 def line(o: Outcome) -> str:
     return (
         f"| {o.name} | {o.per_second:,.0f} | {o.turns} | {o.turn_ms:.1f} "
-        f"| {'' if o.hold_ms is None else f'{o.hold_ms:.1f}'} | {o.received:,} "
+        f"| {'' if o.hold_ms is None else f'{o.hold_ms:.1f}'} | {o.busy:.0%} | {o.received:,} "
         f"| {o.violations} |"
     )
 
@@ -343,9 +347,9 @@ def main() -> None:
         print(f"round {r + 1}")
         print(
             "| run | events/s | turns | turn (lock wait included), mean ms "
-            "| lock held, mean ms | delivered | order violations |"
+            "| lock held, mean ms | this process busy | delivered | order violations |"
         )
-        print("|---|--:|--:|--:|--:|--:|--:|")
+        print("|---|--:|--:|--:|--:|--:|--:|--:|")
         for o in outcomes:
             print(line(o))
     base = [next(o for o in outcomes if o.name.startswith("1 lane")) for outcomes in rounds]
