@@ -272,7 +272,8 @@ def main() -> None:
         together = asyncio.run(several_edges(amqp_url, args.edges, args.edge_keys))
         steps = asyncio.run(run(amqp_url, ladder, args.messages))
     print(
-        f"python -m tests.bench.bench_broker --bindings {args.bindings} --messages {args.messages}"
+        f"python -m tests.bench.bench_broker --bindings {args.bindings} --messages {args.messages} "
+        f"--edges {args.edges} --edge-keys {args.edge_keys}"
     )
     print(
         "| bindings on the queue | bind batched /s | bind one at a time /s | unbind /s "
