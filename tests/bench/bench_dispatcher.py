@@ -300,31 +300,40 @@ async def run(events: int, rate: float, waits: list[float], baseline: str | None
             await drop_database(database_url)
 
 
-FILL = [
-    # The log's partitions of the months the notifications below were logged in.
-    "SELECT notification_events_ensure_partitions(now() - make_interval(secs => $1), now())",
-    """INSERT INTO notification_events (event_id, event_type, occurred_at, recorded_at,
-           producer, payload)
-       SELECT gen_random_uuid(), 'notification.created', t, t, 'explain', '{}'
-       FROM (SELECT now() - (($1 - i) * interval '1 second') AS t
-             FROM generate_series(1, $1) AS i) AS s""",
-    # 98% personal (100,000 users), 1.9% in 1,000 rooms, 0.1% broadcasts.
-    """INSERT INTO notifications (seq, event_id, audience, user_id, room, notification_type,
-           category, priority, title, message, data, producer, occurred_at, created_at)
-       SELECT seq, event_id, kind,
-              CASE kind WHEN 'user' THEN 'user-' || (seq % 100000) END,
-              CASE kind WHEN 'room' THEN 'room-' || ((seq / 50) % 1000) END,
-              'system_alert', 'system', 'high', 'title', 'message', '{}', producer,
-              occurred_at, recorded_at
-       FROM (SELECT *, CASE WHEN seq % 1000 = 0 THEN 'broadcast'
-                            WHEN seq % 50 = 1 THEN 'room' ELSE 'user' END AS kind
-             FROM notification_events) AS e""",
-    # Nine in ten personal notifications read, the unread ones spread over every user.
-    """INSERT INTO notification_recipients (user_id, seq, delivered_at, read_at)
-       SELECT user_id, seq, created_at, CASE WHEN (seq / 100000) % 10 <> 0 THEN created_at END
-       FROM notifications WHERE audience = 'user'""",
-    "VACUUM ANALYZE",
-]
+def fill_statements(broadcast_every: int = 1000) -> list[str]:
+    """Statements that fill an empty, migrated database with synthetic notifications ($1 of
+    them, one a second up to now): personal ones for 100,000 users, one in 50 in 1,000 rooms,
+    one in ``broadcast_every`` a broadcast."""
+    return [
+        # The log's partitions of the months the notifications below were logged in.
+        "SELECT notification_events_ensure_partitions(now() - make_interval(secs => $1), now())",
+        """INSERT INTO notification_events (event_id, event_type, occurred_at, recorded_at,
+               producer, payload)
+           SELECT gen_random_uuid(), 'notification.created', t, t, 'explain', '{}'
+           FROM (SELECT now() - (($1 - i) * interval '1 second') AS t
+                 FROM generate_series(1, $1) AS i) AS s""",
+        f"""INSERT INTO notifications (seq, event_id, audience, user_id, room,
+               notification_type, category, priority, title, message, data, producer,
+               occurred_at, created_at)
+           SELECT seq, event_id, kind,
+                  CASE kind WHEN 'user' THEN 'user-' || (seq % 100000) END,
+                  CASE kind WHEN 'room' THEN 'room-' || ((seq / 50) % 1000) END,
+                  'system_alert', 'system', 'high', 'title', 'message', '{{}}', producer,
+                  occurred_at, recorded_at
+           FROM (SELECT *, CASE WHEN seq % {int(broadcast_every)} = 0 THEN 'broadcast'
+                                WHEN seq % 50 = 1 THEN 'room' ELSE 'user' END AS kind
+                 FROM notification_events) AS e""",
+        # Nine in ten personal notifications read, the unread ones spread over every user.
+        """INSERT INTO notification_recipients (user_id, seq, delivered_at, read_at)
+           SELECT user_id, seq, created_at,
+                  CASE WHEN (seq / 100000) % 10 <> 0 THEN created_at END
+           FROM notifications WHERE audience = 'user'""",
+        "VACUUM ANALYZE",
+    ]
+
+
+# 98% personal (100,000 users), 1.9% in 1,000 rooms, 0.1% broadcasts.
+FILL = fill_statements()
 PLANS = {
     "unread for U": queries.UNREAD,
     "unread count for U": queries.UNREAD_COUNT,
