@@ -10,8 +10,8 @@ and the dispatcher, the edge and the reports all query these tables.
   logged, detached partitions included: the log's global uniqueness of ``event_id`` (a
   partitioned table's unique constraints must contain its partition key), the target of the
   projections' foreign keys, and the index from an event_id or a seq to its partition. The
-  append writes it and the log in one statement (``statements.INSERT_LOG``); nothing else
-  does, so a row put into the log any other way must bring its ids row itself.
+  append writes it and the log in one statement (``statements.INSERT_LOG``); the log's
+  foreign key on ``seq`` refuses a row whose ids row was not written first.
 - ``notifications`` is a projection of the log: one row per notification, keyed by the seq of
   the event that created it.
 - ``notification_recipients`` is the per-user state of personal and broadcast notifications
@@ -67,7 +67,13 @@ Timestamp = TIMESTAMP(timezone=True)
 notification_events = Table(
     "notification_events",
     metadata,
-    Column("seq", BigInteger, Identity(always=True), primary_key=True),
+    Column(
+        "seq",
+        BigInteger,
+        Identity(always=True),
+        ForeignKey("notification_event_ids.seq"),
+        primary_key=True,
+    ),
     Column("event_id", Uuid, nullable=False),
     Column("event_type", Text, nullable=False),
     Column("occurred_at", Timestamp, nullable=False),

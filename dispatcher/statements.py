@@ -93,9 +93,11 @@ LIMIT $3
 # returned go into the log, with the seq and recorded_at the ids got. The seqs come from the
 # log's own sequence, drawn in the batch's order (PostgreSQL evaluates ``nextval`` after the
 # sort); a skipped copy leaves a gap, as a rolled-back append does. Nothing can race the
-# check: other appends wait for the append lock. ``recorded_at`` is the statement's time,
-# taken after that lock: it never goes back as seq goes up, so each month's partition holds
-# one range of seqs. (Migration 0006 first had a statement trigger of the log write the ids
+# check: other appends wait for the append lock. Another writer must do the same: the log's
+# foreign key on seq refuses a row whose ids row is missing, and an ids row for an event_id
+# logged before fails on their primary key. ``recorded_at`` is the statement's time, taken
+# after that lock: it never goes back as seq goes up, so each month's partition holds one
+# range of seqs. (Migration 0006 first had a statement trigger of the log write the ids
 # from its transition table, after a ``NOT EXISTS`` probe: the append took about twice as long
 # as this statement, and COPY into the log fell back to inserting row by row.)
 INSERT_LOG = """

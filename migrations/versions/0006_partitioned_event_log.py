@@ -8,9 +8,9 @@ Create Date: 2026-12-05 09:00:00.000000
 per month (UTC), and every row of the old table is carried over with its seq. Its primary key
 is (seq, recorded_at): a partitioned table's unique constraints must contain the partition
 key, so the uniqueness of ``event_id`` across partitions moves to ``notification_event_ids``,
-which the append writes in the same statement as the log (``dispatcher.statements.INSERT_LOG``),
-and the projections' foreign keys point there. ``notification_base`` holds what retention keeps
-of the events it detaches (docs/event-store.md, "Partitions and retention").
+which the append writes in the same statement as the log (``dispatcher.statements.INSERT_LOG``);
+the log's foreign key on seq and the projections' point there. ``notification_base`` holds what
+retention keeps of the events it detaches (docs/event-store.md, "Partitions and retention").
 ``notification_recipients`` gets an index on ``seq``: deleting a notification (a prune) finds
 its recipients through the foreign key's cascade, by seq, which no other index leads with.
 
@@ -208,6 +208,14 @@ def upgrade() -> None:
         "notification_events",
         *_log_columns(),
         sa.PrimaryKeyConstraint("seq", "recorded_at", name=op.f("pk_notification_events")),
+        # Every row of the log has its ids row, written first (by the append, in the same
+        # statement): a writer that skips the ids is refused, one that writes them for an
+        # event_id logged before fails on their primary key.
+        sa.ForeignKeyConstraint(
+            ["seq"],
+            ["notification_event_ids.seq"],
+            name=op.f("fk_notification_events_seq_notification_event_ids"),
+        ),
         comment=COMMENT,
         postgresql_partition_by="RANGE (recorded_at)",
     )
@@ -252,8 +260,18 @@ def upgrade() -> None:
     op.create_index(op.f("ix_notification_recipients_seq"), "notification_recipients", ["seq"])
     for statement in BASE:
         op.execute(statement)
-    op.execute("ANALYZE notification_events")
-    op.execute("ANALYZE notification_event_ids")
+    # Statistics for the carried rows. Not for an empty log (a new database): an analyzed
+    # empty table is planned at its true size, a few pages, and the foreign keys' checks that
+    # a session plans then (notifications -> ids) keep a sequential scan of the ids while the
+    # table grows, until autovacuum's next analyze; a table never analyzed is planned as at
+    # least ten pages, through its index.
+    if (
+        op.get_bind()
+        .execute(sa.text("SELECT EXISTS (SELECT FROM notification_event_ids)"))
+        .scalar()
+    ):
+        op.execute("ANALYZE notification_events")
+        op.execute("ANALYZE notification_event_ids")
 
 
 def downgrade() -> None:

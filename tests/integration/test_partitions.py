@@ -150,6 +150,15 @@ async def test_months_dedupe_retention_and_rebuild(
     assert await scalar(engine, "SELECT count(*) FROM notification_event_ids") == 13
     with pytest.raises(sqlalchemy.exc.IntegrityError, match="pk_notification_event_ids"):
         await log_in_the_past(engine, one_back, [old["carol"]])
+    # One that writes the log alone is refused by the log's foreign key to the ids.
+    bare = text(
+        "INSERT INTO notification_events (event_id, event_type, occurred_at, payload) "
+        "VALUES (:id, 'notification.future', now(), '{}')"
+    )
+    for event_id in (old["carol"].event_id, uuid.uuid4()):
+        with pytest.raises(sqlalchemy.exc.IntegrityError, match="fk_notification_events_seq"):
+            async with engine.begin() as conn:
+                await conn.execute(bare, {"id": event_id})
     seqs = {n.event_id: n.seq for n in done.applied.notifications}
     await store.record_deliveries([("alice", seqs[new.event_id])])
 

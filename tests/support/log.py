@@ -1,9 +1,8 @@
 """Logging one event the way the append does, for tests that write the log directly.
 
 The append (``dispatcher.statements.INSERT_LOG``) writes ``notification_event_ids`` and
-``notification_events`` in one statement; nothing else writes the ids, so a test that inserts
-into the log by hand must write them too, or the projections' foreign keys, the log's head
-(``queries.HIGH_WATER``) and the dedupe would not know its event."""
+``notification_events`` in one statement; a test that inserts into the log by hand must write
+the ids row first too, or the log's foreign key on seq refuses the row."""
 
 from __future__ import annotations
 
