@@ -81,8 +81,8 @@ def plans(top: int, batch: str) -> dict[str, tuple[str, list[Any]]]:
         "replay on connect (unread for U)": _positional(queries.UNREAD.text, named),
         "history page for U": _positional(queries.HISTORY.text, named),
         "badge counts for U": _positional(queries.COUNTS.text, named),
-        # Planned only: its ON DELETE CASCADE to the recipients finds them by seq, which no
-        # index of the recipients leads with (docs/performance.md).
+        # Planned only (it deletes); its ON DELETE CASCADE finds the recipients by seq, through
+        # ix_notification_recipients_seq, which the plan does not show.
         "prune: notification.pruned, 90 days (plan only)": (
             statements.PRUNE,
             [top + 1, now - timedelta(days=90), now, timedelta(days=7)],
