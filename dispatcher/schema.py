@@ -9,7 +9,9 @@ and the dispatcher, the edge and the reports all query these tables.
 - ``notification_event_ids`` holds the event_id, seq and recorded_at of every event ever
   logged, detached partitions included: the log's global uniqueness of ``event_id`` (a
   partitioned table's unique constraints must contain its partition key), the target of the
-  projections' foreign keys, and the index from an event_id or a seq to its partition.
+  projections' foreign keys, and the index from an event_id or a seq to its partition. The
+  append writes it and the log in one statement (``statements.INSERT_LOG``); the log's
+  foreign key on ``seq`` refuses a row whose ids row was not written first.
 - ``notifications`` is a projection of the log: one row per notification, keyed by the seq of
   the event that created it.
 - ``notification_recipients`` is the per-user state of personal and broadcast notifications
@@ -65,7 +67,13 @@ Timestamp = TIMESTAMP(timezone=True)
 notification_events = Table(
     "notification_events",
     metadata,
-    Column("seq", BigInteger, Identity(always=True), primary_key=True),
+    Column(
+        "seq",
+        BigInteger,
+        Identity(always=True),
+        ForeignKey("notification_event_ids.seq"),
+        primary_key=True,
+    ),
     Column("event_id", Uuid, nullable=False),
     Column("event_type", Text, nullable=False),
     Column("occurred_at", Timestamp, nullable=False),
@@ -82,8 +90,8 @@ notification_event_ids = Table(
     Column("event_id", Uuid, primary_key=True),
     Column("seq", BigInteger, nullable=False, unique=True),
     Column("recorded_at", Timestamp, nullable=False),
-    comment="Every event_id ever logged, with its seq and recorded_at (written by a trigger "
-    "of notification_events; kept when a partition is detached).",
+    comment="Every event_id ever logged, with its seq and recorded_at (written with "
+    "notification_events by the append; kept when a partition is detached).",
 )
 
 # The log's partitions (``dispatcher.partitions``): one per month, named after it.
@@ -177,6 +185,8 @@ notification_recipients = Table(
         "seq",
         postgresql_where=text("read_at IS NULL"),
     ),
+    # A deleted notification's recipients, found by its foreign key's cascade (a prune).
+    Index("ix_notification_recipients_seq", "seq"),
     comment="Per-user delivery and read state of personal and broadcast notifications.",
 )  # fmt: skip
 

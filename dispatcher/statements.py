@@ -86,20 +86,38 @@ LIMIT $3
 """
 
 # $1 the rows (``rows``): [event_id, event_type, occurred_at, producer, payload (JSON)].
-# An event_id already logged is skipped: the log is partitioned, so its uniqueness lives in
-# ``notification_event_ids`` (written by the log's insert trigger in this same statement), and
-# the check below cannot race another append, which waits for the append lock. (A writer that
-# bypassed the lock and inserted the same id meanwhile would fail on the ids' primary key,
-# never store it twice.) ``recorded_at`` is the statement's time, taken after the append lock:
-# it never goes back as seq goes up, so each month's partition holds one range of seqs.
+# One statement writes both tables: the log is partitioned, so the uniqueness of event_id
+# across its partitions (detached ones included) lives in ``notification_event_ids``. The ids
+# are inserted first, with ``ON CONFLICT DO NOTHING``: an event_id logged before, or a second
+# copy in the batch (the first one wins), is skipped there, and only the rows that insert
+# returned go into the log, with the seq and recorded_at the ids got. The seqs come from the
+# log's own sequence, drawn in the batch's order (PostgreSQL evaluates ``nextval`` after the
+# sort); a skipped copy leaves a gap, as a rolled-back append does. Nothing can race the
+# check: other appends wait for the append lock. Another writer must do the same: the log's
+# foreign key on seq refuses a row whose ids row is missing, and an ids row for an event_id
+# logged before fails on their primary key. ``recorded_at`` is the statement's time, taken
+# after that lock: it never goes back as seq goes up, so each month's partition holds one
+# range of seqs. (Migration 0006 first had a statement trigger of the log write the ids
+# from its transition table, after a ``NOT EXISTS`` probe: the append took about twice as long
+# as this statement, and COPY into the log fell back to inserting row by row.)
 INSERT_LOG = """
-INSERT INTO notification_events (event_id, event_type, occurred_at, recorded_at, producer,
-    payload)
-SELECT (r->>0)::uuid, r->>1, (r->>2)::timestamptz, statement_timestamp(), r->>3, r->4
-FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, position)
-WHERE NOT EXISTS (
-    SELECT 1 FROM notification_event_ids i WHERE i.event_id = (e.r->>0)::uuid)
-ORDER BY e.position
+WITH batch AS (
+    SELECT DISTINCT ON (event_id) (r->>0)::uuid AS event_id, r->>1 AS event_type,
+        (r->>2)::timestamptz AS occurred_at, r->>3 AS producer, r->4 AS payload, position
+    FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, position)
+    ORDER BY event_id, position
+), ids AS (
+    INSERT INTO notification_event_ids (event_id, seq, recorded_at)
+    SELECT event_id, nextval('notification_events_seq_seq'), statement_timestamp()
+    FROM batch ORDER BY position
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id, seq, recorded_at
+)
+INSERT INTO notification_events (seq, event_id, event_type, occurred_at, recorded_at, producer,
+    payload) OVERRIDING SYSTEM VALUE
+SELECT i.seq, i.event_id, b.event_type, b.occurred_at, i.recorded_at, b.producer, b.payload
+FROM ids i JOIN batch b ON b.event_id = i.event_id
+ORDER BY i.seq
 RETURNING seq, event_id, recorded_at
 """
 

@@ -8,11 +8,13 @@ Create Date: 2026-12-05 09:00:00.000000
 per month (UTC), and every row of the old table is carried over with its seq. Its primary key
 is (seq, recorded_at): a partitioned table's unique constraints must contain the partition
 key, so the uniqueness of ``event_id`` across partitions moves to ``notification_event_ids``,
-written for every insert by a statement trigger of the log, and the projections' foreign keys
-point there. ``notification_base`` holds what retention keeps of the events it detaches
-(docs/event-store.md, "Partitions and retention").
+which the append writes in the same statement as the log (``dispatcher.statements.INSERT_LOG``);
+the log's foreign key on seq and the projections' point there. ``notification_base`` holds what
+retention keeps of the events it detaches (docs/event-store.md, "Partitions and retention").
+``notification_recipients`` gets an index on ``seq``: deleting a notification (a prune) finds
+its recipients through the foreign key's cascade, by seq, which no other index leads with.
 
-The copy takes the old table's rows through one INSERT ... SELECT, which at a few tens of
+The copy takes the old table's ids, then its rows, through an INSERT ... SELECT each, which at a few tens of
 thousands of rows per second is minutes per ten million events, with the log locked for the
 whole migration. The downgrade carries the attached partitions back into one table; it fails
 (on the foreign keys) once a partition has been detached, since those events are gone.
@@ -34,19 +36,6 @@ depends_on: str | Sequence[str] | None = None
 MONTHS_AHEAD = 3
 
 FUNCTIONS = (
-    # Every insert into the log records its rows' event_ids, seqs and times, set-based, in
-    # the same statement: an event_id logged before fails the insert (unique_violation), as
-    # the unique constraint of the unpartitioned log did. The append skips known ids first.
-    """
-    CREATE FUNCTION notification_events_record_ids() RETURNS trigger
-    LANGUAGE plpgsql AS $$
-    BEGIN
-        INSERT INTO notification_event_ids (event_id, seq, recorded_at)
-        SELECT event_id, seq, recorded_at FROM added;
-        RETURN NULL;
-    END
-    $$
-    """,
     # The partition of the month that contains ``month`` (UTC), made if missing, with the
     # append-only TRUNCATE trigger of its own (row triggers are inherited from the parent,
     # statement triggers are not). True if it was made.
@@ -93,7 +82,6 @@ FUNCTIONS = (
 FUNCTIONS_DROP = (
     "DROP FUNCTION IF EXISTS notification_events_ensure_partitions(timestamptz, timestamptz)",
     "DROP FUNCTION IF EXISTS notification_events_create_partition(timestamptz)",
-    "DROP FUNCTION IF EXISTS notification_events_record_ids()",
 )
 
 # The append-only triggers of 0001, on the partitioned log and on the ids beside it.
@@ -107,11 +95,6 @@ TRIGGERS = (
     CREATE TRIGGER notification_events_no_truncate
     BEFORE TRUNCATE ON notification_events
     FOR EACH STATEMENT EXECUTE FUNCTION notification_events_append_only()
-    """,
-    """
-    CREATE TRIGGER notification_events_record_ids
-    AFTER INSERT ON notification_events REFERENCING NEW TABLE AS added
-    FOR EACH STATEMENT EXECUTE FUNCTION notification_events_record_ids()
     """,
     """
     CREATE TRIGGER notification_event_ids_no_update_delete
@@ -218,13 +201,21 @@ def upgrade() -> None:
         sa.Column("recorded_at", sa.TIMESTAMP(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_notification_event_ids")),
         sa.UniqueConstraint("seq", name=op.f("uq_notification_event_ids_seq")),
-        comment="Every event_id ever logged, with its seq and recorded_at (written by a trigger "
-        "of notification_events; kept when a partition is detached).",
+        comment="Every event_id ever logged, with its seq and recorded_at (written with "
+        "notification_events by the append; kept when a partition is detached).",
     )
     op.create_table(
         "notification_events",
         *_log_columns(),
         sa.PrimaryKeyConstraint("seq", "recorded_at", name=op.f("pk_notification_events")),
+        # Every row of the log has its ids row, written first (by the append, in the same
+        # statement): a writer that skips the ids is refused, one that writes them for an
+        # event_id logged before fails on their primary key.
+        sa.ForeignKeyConstraint(
+            ["seq"],
+            ["notification_event_ids.seq"],
+            name=op.f("fk_notification_events_seq_notification_event_ids"),
+        ),
         comment=COMMENT,
         postgresql_partition_by="RANGE (recorded_at)",
     )
@@ -237,7 +228,12 @@ def upgrade() -> None:
         f"coalesce((SELECT min(recorded_at) FROM {OLD}), now()), "
         f"now() + interval '{MONTHS_AHEAD} months')"
     )
-    # The rows in seq order, then the sequence where the old one stood (its gaps included).
+    # The ids, the rows in seq order, then the sequence where the old one stood (its gaps
+    # included).
+    op.execute(
+        f"INSERT INTO notification_event_ids (event_id, seq, recorded_at) "
+        f"SELECT event_id, seq, recorded_at FROM {OLD}"
+    )
     op.execute(
         f"INSERT INTO notification_events ({COLUMNS}) OVERRIDING SYSTEM VALUE "
         f"SELECT {COLUMNS} FROM {OLD} ORDER BY seq"
@@ -261,10 +257,21 @@ def upgrade() -> None:
         ["seq"],
         ["seq"],
     )
+    op.create_index(op.f("ix_notification_recipients_seq"), "notification_recipients", ["seq"])
     for statement in BASE:
         op.execute(statement)
-    op.execute("ANALYZE notification_events")
-    op.execute("ANALYZE notification_event_ids")
+    # Statistics for the carried rows. Not for an empty log (a new database): an analyzed
+    # empty table is planned at its true size, a few pages, and the foreign keys' checks that
+    # a session plans then (notifications -> ids) keep a sequential scan of the ids while the
+    # table grows, until autovacuum's next analyze; a table never analyzed is planned as at
+    # least ten pages, through its index.
+    if (
+        op.get_bind()
+        .execute(sa.text("SELECT EXISTS (SELECT FROM notification_event_ids)"))
+        .scalar()
+    ):
+        op.execute("ANALYZE notification_events")
+        op.execute("ANALYZE notification_event_ids")
 
 
 def downgrade() -> None:
@@ -272,6 +279,7 @@ def downgrade() -> None:
     op.execute("LOCK TABLE notification_events IN ACCESS EXCLUSIVE MODE")
     for statement in BASE_DROP:
         op.execute(statement)
+    op.drop_index(op.f("ix_notification_recipients_seq"), table_name="notification_recipients")
     op.drop_constraint(
         "fk_notifications_seq_notification_event_ids", "notifications", type_="foreignkey"
     )

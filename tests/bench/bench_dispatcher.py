@@ -7,7 +7,7 @@ PostgreSQL to the delivery exchange, beside the two ceilings it sits on, in one 
 
 ``run`` works in a private RabbitMQ vhost and a private database (both removed at the end):
 1. a bare aio-pika consume-and-ack loop drains the same queue, pre-filled;
-2. a bare COPY writes the same rows (log, notifications, recipients) in batches;
+2. a bare COPY writes the same rows (ids, log, notifications, recipients) in batches;
 3. ``notify dispatcher`` drains the pre-filled queue, with one and then two processes;
 4. a steady stream at a fixed rate measures publish -> commit latency with one process
    (the commit time is when the delivery, published after the commit, reaches a listener),
@@ -143,16 +143,19 @@ async def bare_copy(database_url: str, envelopes: list[Envelope]) -> float:
                     len(part),
                 )
                 now = datetime.now(UTC)
-                log, rows, recipients = [], [], []
+                ids, log, rows, recipients = [], [], [], []
                 for (seq,), e in zip(seqs, part, strict=True):
                     payload = e.to_json().decode()
-                    log.append((seq, uuid.uuid4(), "notification.created", e.occurred_at,
+                    event_id = uuid.uuid4()
+                    ids.append((event_id, seq, now))
+                    log.append((seq, event_id, "notification.created", e.occurred_at,
                                 now, e.producer, payload))  # fmt: skip
                     rows.append((seq, uuid.uuid4(), "user", e.user_id, None,
                                  e.notification_type.value, e.category.value, e.priority,
                                  e.title, e.message, orjson.dumps(e.data).decode(),
                                  e.action_url, e.producer, e.occurred_at, now))  # fmt: skip
                     recipients.append((e.user_id, seq))
+                await conn.copy_records_to_table("notification_event_ids", records=ids)
                 await conn.copy_records_to_table("notification_events", records=log)
                 await conn.copy_records_to_table("notifications", records=rows)
                 await conn.copy_records_to_table(

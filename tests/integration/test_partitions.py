@@ -25,6 +25,7 @@ from producers.preferences import critical_types
 from producers.settings import Settings
 from tests.integration.test_reporting import ready_queries
 from tests.support.cli import run_notify
+from tests.support.log import LOG_ONE, log_one
 from tests.support.services import create_database, drop_database
 
 pytestmark = pytest.mark.integration
@@ -69,18 +70,14 @@ def month_start(months_back: int) -> datetime:
 
 
 async def log_in_the_past(engine: AsyncEngine, at: datetime, events: list[Any]) -> None:
-    """Log events as a dispatcher did at ``at`` (one statement, one time: the rows a batch
-    appended then); their projections come from the rebuild that follows."""
-    sql = text(
-        "INSERT INTO notification_events (event_id, event_type, occurred_at, recorded_at, "
-        "producer, payload) VALUES (:id, :type, :occurred, :at, :producer, CAST(:payload AS jsonb))"
-    )
+    """Log events as a dispatcher did at ``at`` (one transaction, one time: the rows a batch
+    appended then, ids included); their projections come from the rebuild that follows."""
     async with engine.begin() as conn:
         for event in events:
             e = log_entry(event)
-            row = {"id": e.event_id, "type": e.event_type, "occurred": at, "at": at,
-                   "producer": e.producer, "payload": e.payload}  # fmt: skip
-            await conn.execute(sql, row)
+            row = log_one(e.event_id, e.event_type, e.payload, occurred=at, at=at,
+                          producer=e.producer)  # fmt: skip
+            await conn.execute(LOG_ONE, row)
 
 
 async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
@@ -143,7 +140,8 @@ async def test_months_dedupe_retention_and_rebuild(
     assert by_partition == 2
 
     # Dedupe across partitions: an old month's event appended again now is skipped, and a
-    # writer that bypasses the append fails on the ids rather than store it twice.
+    # writer that logs an event by hand, ids included, fails on their key rather than store it
+    # twice.
     store = EventStore(engine, WINDOW)
     new = note(user_id="alice")
     done = await store.append([old["bob"], new, read("bob", old["bob"]), note(user_id="carol")])
@@ -152,6 +150,15 @@ async def test_months_dedupe_retention_and_rebuild(
     assert await scalar(engine, "SELECT count(*) FROM notification_event_ids") == 13
     with pytest.raises(sqlalchemy.exc.IntegrityError, match="pk_notification_event_ids"):
         await log_in_the_past(engine, one_back, [old["carol"]])
+    # One that writes the log alone is refused by the log's foreign key to the ids.
+    bare = text(
+        "INSERT INTO notification_events (event_id, event_type, occurred_at, payload) "
+        "VALUES (:id, 'notification.future', now(), '{}')"
+    )
+    for event_id in (old["carol"].event_id, uuid.uuid4()):
+        with pytest.raises(sqlalchemy.exc.IntegrityError, match="fk_notification_events_seq"):
+            async with engine.begin() as conn:
+                await conn.execute(bare, {"id": event_id})
     seqs = {n.event_id: n.seq for n in done.applied.notifications}
     await store.record_deliveries([("alice", seqs[new.event_id])])
 

@@ -26,6 +26,7 @@ from dispatcher.store import EventStore, Pending
 from producers.envelope import Envelope, ReadEvent, ReadEventType
 from producers.settings import Settings
 from socket_edge.edge import read_event
+from tests.support.log import LOG_ONE, log_one
 from tests.support.services import create_database, drop_database
 
 pytestmark = pytest.mark.integration
@@ -286,10 +287,6 @@ async def test_events_that_cannot_be_delivered_again_do_not_stop_routing(
     store = EventStore(own_engine)
     handed: list[list[Delivery]] = []
     first = await store.append_and_route([note("u1")], Broker(handed, confirms=False))
-    odd = text(
-        "INSERT INTO notification_events (event_id, event_type, occurred_at, payload) "
-        "VALUES (:id, :type, now(), CAST(:payload AS jsonb)) RETURNING seq"
-    )
     async with own_engine.begin() as conn:
         for kind, payload in [
             ("notification.archived", "{}"),
@@ -297,7 +294,7 @@ async def test_events_that_cannot_be_delivered_again_do_not_stop_routing(
             ("notification.read", '{"user_id": "u1", "ids": "x"}'),
             ("notification.all_read", "[]"),
         ]:
-            await conn.execute(odd, {"id": uuid.uuid4(), "type": kind, "payload": payload})
+            await conn.execute(LOG_ONE, log_one(uuid.uuid4(), kind, payload))
     later = await store.append_and_route([note("u2")], Broker(handed, confirms=False))
     async with store.turn(Broker(handed)) as turn:
         assert turn.rerouted == 2

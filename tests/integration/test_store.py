@@ -10,16 +10,18 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from dispatcher import queries
+from dispatcher import queries, statements
 from dispatcher.database import create_engine
 from dispatcher.events import unique_entries
 from dispatcher.store import EventStore
 from producers.envelope import Envelope
 from producers.settings import Settings
+from tests.support.log import LOG_ONE, log_one
 
 # Notes without a user are broadcasts, which every user of the session would see.
 pytestmark = [pytest.mark.integration, pytest.mark.broadcasts]
@@ -66,6 +68,46 @@ async def test_duplicates_in_a_batch_and_against_the_log_are_stored_once(
     assert seqs == sorted(seqs) and len(seqs) == 2
 
 
+async def test_the_append_statement_skips_copies_itself_and_draws_seqs_in_batch_order(
+    engine: AsyncEngine, user_id: str
+) -> None:
+    """``INSERT_LOG`` without the store's own dedupe: a copy inside the batch (the first one
+    wins) and an event_id logged before are skipped by the ids' key, the rest get increasing
+    seqs in the batch's order, one recorded_at, and the same seq in the log and the ids."""
+    logged = note(user_id)
+    await EventStore(engine).append([logged])
+    fresh = [note(user_id) for _ in range(5)]
+    entries = unique_entries([*fresh, logged])
+    batch = [entries[3], entries[0], entries[5], entries[3], entries[1], entries[4], entries[2]]
+    rows = statements.rows(
+        (e.event_id, e.event_type, e.occurred_at, "first" if i == 0 else "later",
+         orjson.Fragment(e.payload))
+        for i, e in enumerate(batch)
+    )  # fmt: skip
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(statements.APPEND_LOCK)
+        returned = (await conn.exec_driver_sql(statements.INSERT_LOG, (rows,))).all()
+    order = [entries[3], entries[0], entries[1], entries[4], entries[2]]
+    assert [r.event_id for r in returned] == [e.event_id for e in order]
+    seqs = [r.seq for r in returned]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 5
+    assert len({r.recorded_at for r in returned}) == 1
+    async with engine.connect() as conn:
+        both = (
+            await conn.execute(
+                text(
+                    "SELECT e.seq, e.event_id, e.producer FROM notification_events e "
+                    "JOIN notification_event_ids i USING (seq, event_id, recorded_at) "
+                    "WHERE e.event_id = ANY(:ids) ORDER BY e.seq"
+                ),
+                {"ids": [e.event_id for e in entries]},
+            )
+        ).all()
+    assert [(r.seq, r.event_id) for r in both][1:] == [(r.seq, r.event_id) for r in returned]
+    assert both[0].event_id == logged.event_id
+    assert [r.producer for r in both[1:]] == ["first", "later", "later", "later", "later"]
+
+
 async def test_delivery_receipts_set_delivered_at_once(engine: AsyncEngine, user_id: str) -> None:
     store = EventStore(engine)
     result = await store.append([note(user_id), note(None), note("someone-else")])
@@ -88,10 +130,6 @@ async def test_delivery_receipts_set_delivered_at_once(engine: AsyncEngine, user
 # --- gap-free positions (docs/architecture.md, invariant 5) -------------------------------
 
 TAIL_SQL = text("SELECT seq FROM notification_events WHERE seq > :after ORDER BY seq")
-PLAIN_INSERT = text(
-    "INSERT INTO notification_events (event_id, event_type, occurred_at, payload) "
-    "VALUES (:id, 'test.plain', now(), '{}') RETURNING seq"
-)
 
 
 class Tail:
@@ -143,8 +181,8 @@ async def test_the_tailing_reader_detects_a_skip_when_appends_are_not_serialised
     async with engine.connect() as early, engine.connect() as late:
         await early.begin()
         await late.begin()
-        lower = (await early.execute(PLAIN_INSERT, {"id": uuid.uuid4()})).scalar_one()
-        await late.execute(PLAIN_INSERT, {"id": uuid.uuid4()})
+        lower = (await early.execute(LOG_ONE, log_one(uuid.uuid4(), "test.plain"))).scalar_one()
+        await late.execute(LOG_ONE, log_one(uuid.uuid4(), "test.plain"))
         await late.commit()
         await tail.poll()
         await early.commit()

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dispatcher.database import create_engine
 from producers.settings import Settings
 from socket_edge.replay import ReplayReader
+from tests.support.log import LOG_ONE, log_one
 from tests.support.services import create_database, drop_database
 
 pytestmark = pytest.mark.integration
@@ -49,14 +50,7 @@ class Store:
         event_id = uuid.uuid4()
         async with self.engine.begin() as conn:
             seq = (
-                await conn.execute(
-                    text(
-                        """INSERT INTO notification_events
-                           (event_id, event_type, occurred_at, payload)
-                           VALUES (:id, 'notification.created', now(), '{}') RETURNING seq"""
-                    ),
-                    {"id": event_id},
-                )
+                await conn.execute(LOG_ONE, log_one(event_id, "notification.created"))
             ).scalar_one()
             await conn.execute(
                 text(
