@@ -310,11 +310,18 @@ def fill_statements(broadcast_every: int = 1000) -> list[str]:
     return [
         # The log's partitions of the months the notifications below were logged in.
         "SELECT notification_events_ensure_partitions(now() - make_interval(secs => $1), now())",
-        """INSERT INTO notification_events (event_id, event_type, occurred_at, recorded_at,
-               producer, payload)
-           SELECT gen_random_uuid(), 'notification.created', t, t, 'explain', '{}'
-           FROM (SELECT now() - (($1 - i) * interval '1 second') AS t
-                 FROM generate_series(1, $1) AS i) AS s""",
+        # Each event's id row first, as the store's append writes it, then its log row.
+        """INSERT INTO notification_event_ids (event_id, seq, recorded_at)
+           SELECT gen_random_uuid(), nextval(pg_get_serial_sequence('notification_events',
+                  'seq')), t
+           FROM (SELECT i, now() - (($1 - i) * interval '1 second') AS t
+                 FROM generate_series(1, $1) AS i) AS s
+           ORDER BY i""",
+        """INSERT INTO notification_events (seq, event_id, event_type, occurred_at,
+               recorded_at, producer, payload) OVERRIDING SYSTEM VALUE
+           SELECT seq, event_id, 'notification.created', recorded_at, recorded_at,
+                  'explain', '{}'
+           FROM notification_event_ids""",
         f"""INSERT INTO notifications (seq, event_id, audience, user_id, room,
                notification_type, category, priority, title, message, data, producer,
                occurred_at, created_at)
