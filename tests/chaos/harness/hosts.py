@@ -15,7 +15,7 @@ The faults, each with what shows it happened:
   before and after (asked of the cluster), then the node started again on its data;
 - ``node_restart``: a node that does not lead the queue stopped cleanly and started again; the
   queue's online members before, while it is down, and after;
-- ``edge_cut``: an edge host's link to ``core`` down at the bridge (broker and database out of
+- ``edge_cut``: the link to ``core`` of the edge host with the most sockets down at the bridge (broker and database out of
   reach) for ``CUT`` seconds while its clients' sockets stay open on ``front``; the link's
   state and the edge's established sockets before, during and after;
 - ``dispatcher_partition``: the dispatcher host's only link down for ``PARTITION`` seconds and
@@ -236,7 +236,12 @@ class HostFaultInjector(FaultInjector):
         return Outcome(fault.at, fault.kind, node.node, ok, detail)
 
     async def _edge_cut(self, fault: Fault) -> Outcome:
-        role = self.cluster.edges[fault.target]
+        # The edge holding the most sockets (after a host loss, nginx's least_conn refills the
+        # new edge only as clients come and go).
+        by_sockets = sorted(
+            self.cluster.edges, key=lambda r: -self.hosted.hosts[r.name].established(EDGE_PORT)
+        )
+        role = by_sockets[0]
         host = self.hosted.hosts[role.name]
         before = (host.state("core"), host.established(EDGE_PORT))
         host.cut("core")
