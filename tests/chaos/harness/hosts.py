@@ -15,9 +15,10 @@ The faults, each with what shows it happened:
   before and after (asked of the cluster), then the node started again on its data;
 - ``node_restart``: a node that does not lead the queue stopped cleanly and started again; the
   queue's online members before, while it is down, and after;
-- ``edge_cut``: the link to ``core`` of the edge host with the most sockets down at the bridge (broker and database out of
-  reach) for ``CUT`` seconds while its clients' sockets stay open on ``front``; the link's
-  state and the edge's established sockets before, during and after;
+- ``edge_cut``: the link to ``core`` of the edge host with the most sockets down at the
+  bridge (broker and database out of reach) for ``CUT`` seconds while its clients' sockets
+  stay open on ``front``; the link's state and the edge's established sockets before, during
+  and after;
 - ``dispatcher_partition``: the dispatcher host's only link down for ``PARTITION`` seconds and
   back; the link's state and the dispatchers' PIDs before and after;
 - ``edge_host_loss``: an edge host lost (its edge killed with ``kill -9``, its links down) for
