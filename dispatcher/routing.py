@@ -13,6 +13,14 @@ the confirms only before it hands the routing lock on. A transient message is co
 it is in each queue it was routed to, so the next dispatcher's batches cannot overtake these
 (``dispatcher.store``, "Routing in log order").
 
+"One dispatcher's batches keep their order on its channel" holds only while that channel
+lasts. When the connection is lost, what it had not delivered is gone, and the robust
+connection comes back (on the same node or, with ``FailoverConnection``, on another) with a
+new channel: a batch written there would reach the edges ahead of the lost ones, which the
+next routing turn sends again from the routing mark. So ``send`` is given the turn's previous
+send (``after``) and writes nothing unless that one is confirmed already, or went out on the
+channel in use now, still open, with nothing of it refused.
+
 A batch's confirms are counted by a ``ConfirmTracker``, one future per batch, not by aiormq,
 which keeps one future per delivery tag and runs each confirm frame through its channel's
 queue and reader. The tracker takes the ``Basic.Ack`` and ``Basic.Nack`` frames of its channel
@@ -136,6 +144,13 @@ class Confirms:
     ) -> None:
         self._futures = futures
         self.underlay = underlay
+
+    def confirmed(self) -> bool:
+        """Whether RabbitMQ has already confirmed every delivery of the batch."""
+        return all(
+            future.done() and not future.cancelled() and future.exception() is None
+            for future in self._futures
+        )
 
     def lost(self) -> bool:
         """Whether some delivery of the batch is known not to have reached the broker, or may
@@ -274,13 +289,10 @@ class DeliveryRoute:
         channel is closed.
 
         ``after`` is the caller's earlier send whose confirms it has not awaited yet: these
-        deliveries must reach the broker only behind it. They are written only if it went
-        out on the very channel in use now, which is still open, and nothing of it was
-        refused; else ``NotDelivered``, and nothing is written. A channel that aio-pika
-        restored after a lost connection (on the same node or, with ``FailoverConnection``,
-        on another) is a new channel: what the old one carried unconfirmed may be gone, and
-        deliveries written on the new one would reach the edges ahead of it (module
-        docstring)."""
+        deliveries must reach the broker only behind it. Unless RabbitMQ confirmed it
+        already, they are written only if it went out on the very channel in use now, which
+        is still open, and nothing of it was refused; else ``NotDelivered``, and nothing is
+        written (module docstring)."""
         if not deliveries:
             return Confirms(())
         with _not_delivered():
@@ -301,7 +313,7 @@ class DeliveryRoute:
         payload = encode(deliveries, underlay.number, underlay.max_content_size)
         async with underlay.lock:
             # Checked under the lock, with nothing awaited before the write.
-            if isinstance(after, Confirms):
+            if isinstance(after, Confirms) and not after.confirmed():
                 if after.underlay is not None and after.underlay is not underlay:
                     raise NotDelivered(
                         "the channel that carried the earlier deliveries unconfirmed was lost"
