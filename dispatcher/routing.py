@@ -13,6 +13,14 @@ the confirms only before it hands the routing lock on. A transient message is co
 it is in each queue it was routed to, so the next dispatcher's batches cannot overtake these
 (``dispatcher.store``, "Routing in log order").
 
+"One dispatcher's batches keep their order on its channel" holds only while that channel
+lasts. When the connection is lost, what it had not delivered is gone, and the robust
+connection comes back (on the same node or, with ``FailoverConnection``, on another) with a
+new channel: a batch written there would reach the edges ahead of the lost ones, which the
+next routing turn sends again from the routing mark. So ``send`` is given the turn's previous
+send (``after``) and writes nothing unless that one is confirmed already, or went out on the
+channel in use now, still open, with nothing of it refused.
+
 A batch's confirms are counted by a ``ConfirmTracker``, one future per batch, not by aiormq,
 which keeps one future per delivery tag and runs each confirm frame through its channel's
 queue and reader. The tracker takes the ``Basic.Ack`` and ``Basic.Nack`` frames of its channel
@@ -128,10 +136,32 @@ def _not_delivered() -> Iterator[None]:
 
 
 class Confirms:
-    """RabbitMQ's confirms of one batch of deliveries, to be awaited later."""
+    """RabbitMQ's confirms of one batch of deliveries, to be awaited later; ``underlay`` is
+    the channel the batch went out on."""
 
-    def __init__(self, futures: Sequence[asyncio.Future[object]]) -> None:
+    def __init__(
+        self, futures: Sequence[asyncio.Future[object]], underlay: aiormq.Channel | None = None
+    ) -> None:
         self._futures = futures
+        self.underlay = underlay
+
+    def confirmed(self) -> bool:
+        """Whether RabbitMQ has already confirmed every delivery of the batch."""
+        return all(
+            future.done() and not future.cancelled() and future.exception() is None
+            for future in self._futures
+        )
+
+    def lost(self) -> bool:
+        """Whether some delivery of the batch is known not to have reached the broker, or may
+        not have: refused (a nack), or its channel closed before every confirm came."""
+        for future in self._futures:
+            if future.done() and (future.cancelled() or future.exception() is not None):
+                return True
+        underlay = self.underlay
+        if underlay is None or not underlay.is_closed:
+            return False
+        return not all(future.done() for future in self._futures)
 
     async def wait(self) -> None:
         """Return once every delivery is confirmed; raise ``NotDelivered`` on a nack, a
@@ -253,14 +283,20 @@ class DeliveryRoute:
         self.channel = channel
         self._tracker: ConfirmTracker | None = None
 
-    async def send(self, deliveries: Sequence[Delivery]) -> Confirms:
+    async def send(self, deliveries: Sequence[Delivery], after: object = None) -> Confirms:
         """Write the deliveries to the channel, in log order, without waiting for RabbitMQ;
         the returned ``Confirms`` says when it has them all. Raises ``NotDelivered`` if the
-        channel is closed."""
+        channel is closed.
+
+        ``after`` is the caller's earlier send whose confirms it has not awaited yet: these
+        deliveries must reach the broker only behind it. Unless RabbitMQ confirmed it
+        already, they are written only if it went out on the very channel in use now, which
+        is still open, and nothing of it was refused; else ``NotDelivered``, and nothing is
+        written (module docstring)."""
         if not deliveries:
             return Confirms(())
         with _not_delivered():
-            return await self._send(deliveries)
+            return await self._send(deliveries, after)
 
     def _tracker_of(self, underlay: aiormq.Channel) -> ConfirmTracker:
         """The tracker of ``underlay``: a new one for each channel aio-pika opens (the first
@@ -270,12 +306,20 @@ class DeliveryRoute:
             tracker = self._tracker = ConfirmTracker(underlay)
         return tracker
 
-    async def _send(self, deliveries: Sequence[Delivery]) -> Confirms:
+    async def _send(self, deliveries: Sequence[Delivery], after: object) -> Confirms:
         underlay = await self.channel.get_underlay_channel()
         assert isinstance(underlay, aiormq.Channel) and underlay.publisher_confirms
         tracker = self._tracker_of(underlay)
         payload = encode(deliveries, underlay.number, underlay.max_content_size)
         async with underlay.lock:
+            # Checked under the lock, with nothing awaited before the write.
+            if isinstance(after, Confirms) and not after.confirmed():
+                if after.underlay is not None and after.underlay is not underlay:
+                    raise NotDelivered(
+                        "the channel that carried the earlier deliveries unconfirmed was lost"
+                    )
+                if after.lost():
+                    raise NotDelivered("the earlier deliveries did not all reach the broker")
             first = underlay.delivery_tag + 1
             underlay.delivery_tag += len(deliveries)
             confirmed = tracker.expect(first, underlay.delivery_tag)
@@ -285,4 +329,4 @@ class DeliveryRoute:
                 underlay.delivery_tag = first - 1  # nothing went out: the tags are free again
                 confirmed.cancel()
                 raise
-        return Confirms((confirmed,))
+        return Confirms((confirmed,), underlay)

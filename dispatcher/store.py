@@ -26,7 +26,10 @@ in every live stream. Appends that route are therefore made in a routing turn
 appends one or more batches and sends their deliveries in order on one channel, and before it
 releases the lock it waits until RabbitMQ has confirmed all of them. A confirm of a transient
 message means it is in every queue it was routed to, so the next turn's deliveries, whichever
-dispatcher sends them, queue behind these in every edge's queue.
+dispatcher sends them, queue behind these in every edge's queue. Within a turn, each send goes
+only behind the previous one on the same channel, still open (``Router.send``'s ``after``): a
+connection lost mid-turn and restored, maybe on another node, leaves what it did not deliver
+behind, and a later batch on the new channel would overtake it. The turn then stops sending.
 ``notification_routing.routed_seq`` records how far the confirms have got; each turn first
 sends again, rebuilt from the log, what was committed above that mark but never confirmed (a
 dispatcher killed or cut off from the broker in between). Each edge drops a live frame whose
@@ -196,9 +199,12 @@ class Pending(Protocol):
 
 
 class Router(Protocol):
-    async def send(self, deliveries: Sequence[Delivery]) -> Pending:
+    async def send(self, deliveries: Sequence[Delivery], after: Pending | None = None) -> Pending:
         """Hand the deliveries to the broker in this order, without waiting for it; raise
-        ``NotDelivered`` if they cannot be handed over."""
+        ``NotDelivered`` if they cannot be handed over. ``after``, the turn's previous send
+        (not awaited yet): raise ``NotDelivered`` rather than hand them over unless they are
+        certain to reach the broker behind it, or not at all (the same channel, still open,
+        nothing of it refused)."""
 
 
 @dataclass
@@ -384,8 +390,9 @@ class RoutingTurn:
     async def _send(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries or self.failure is not None:
             return  # after a failed send, the rest waits for the next turn's resend
+        after = self._pending[-1][1] if self._pending else None
         try:
-            self._pending.append((deliveries[0].seq, await self.router.send(deliveries)))
+            self._pending.append((deliveries[0].seq, await self.router.send(deliveries, after)))
         except NotDelivered as exc:
             self._failed(exc, deliveries[0].seq)
 

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import click
 
+from tests.chaos.harness.hosts import HOST_FAULT_KINDS
 from tests.chaos.harness.runner import ChaosConfig, run_chaos, summary, write_json
+from tests.chaos.harness.schedule import FAULT_KINDS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -34,6 +36,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
     help="a client's `since`: the greatest seq it has seen, or the last replay_complete.last_seq",
 )
 @click.option(
+    "--cluster",
+    "hosts",
+    is_flag=True,
+    help="across network namespaces (two edge hosts, a dispatcher host, a client host, nginx) "
+    "on a three-node RabbitMQ cluster, with the cluster's and the network's faults (needs root)",
+)
+@click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -48,6 +57,7 @@ def chaos(
     fault_every: float,
     sample_every: float,
     cursor: str,
+    hosts: bool,
     output: Path | None,
 ) -> None:
     """Run the pipeline on private services under load and faults, then account for every
@@ -61,8 +71,12 @@ def chaos(
         fault_every=fault_every,
         sample_every=sample_every,
         cursor_from_live=cursor == "seen",
+        hosts=hosts,
+        kinds=HOST_FAULT_KINDS if hosts else FAULT_KINDS,
     )
     name = f"soak-{seed}.json" if no_faults else f"chaos-{seed}-{cursor}.json"
+    if hosts:
+        name = f"cluster-{name}"
     path = output or RESULTS / name
     result = asyncio.run(run_chaos(config))
     write_json(result, path)

@@ -91,7 +91,7 @@ class Broker:
         self.handed = handed
         self.confirms = confirms
 
-    async def send(self, deliveries: Sequence[Delivery]) -> Pending:
+    async def send(self, deliveries: Sequence[Delivery], after: Pending | None = None) -> Pending:
         self.handed.append(list(deliveries))
         return Outcome(self.confirms)
 
@@ -154,7 +154,9 @@ async def test_a_dispatcher_that_dies_holding_the_lock_leaves_its_batch_to_the_n
             await asyncio.Event().wait()
 
     class HangingBroker(Broker):
-        async def send(self, deliveries: Sequence[Delivery]) -> Pending:
+        async def send(
+            self, deliveries: Sequence[Delivery], after: Pending | None = None
+        ) -> Pending:
             await super().send(deliveries)
             return Hanging()
 
@@ -202,7 +204,9 @@ async def test_concurrent_appenders_hand_deliveries_over_in_seq_order(
                 raise NotDelivered("no confirm")
 
     class SlowBroker:
-        async def send(self, deliveries: Sequence[Delivery]) -> Pending:
+        async def send(
+            self, deliveries: Sequence[Delivery], after: Pending | None = None
+        ) -> Pending:
             return Slow(deliveries)
 
     async def appender(count: int) -> list[int]:

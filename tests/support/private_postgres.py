@@ -24,9 +24,12 @@ TIMEOUT = 60
 
 
 class PrivatePostgres:
-    def __init__(self, root: Path, port: int) -> None:
+    def __init__(self, root: Path, port: int, networks: tuple[str, ...] = ()) -> None:
+        """``networks``: CIDRs of test networks whose gateway address (their ``.1``) the
+        server also listens on, trusting their clients as it trusts 127.0.0.1."""
         self.root = root
         self.port = port
+        self.networks = networks
         self.data = root / "data"
         self.log = root / "server.log"
 
@@ -44,12 +47,24 @@ class PrivatePostgres:
 
     def init(self) -> None:
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        if self.networks:
+            hba = self.data / "pg_hba.conf"
+            lines = "".join(f"host all all {cidr} trust\n" for cidr in self.networks)
+            hba.write_text(hba.read_text() + lines)
+
+    @property
+    def listen_addresses(self) -> str:
+        gateways = [cidr.rsplit(".", 1)[0] + ".1" for cidr in self.networks]
+        return ",".join(["127.0.0.1", *gateways])
 
     def start(self) -> None:
         # fsync=off only spares the disk: an immediate stop kills the server, not the
         # machine, so what was written survives in the page cache. Commits stay synchronous,
         # or an acknowledged commit could vanish in the "crash" and look like a lost event.
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
+        options = (
+            f"-p {self.port} -c listen_addresses={self.listen_addresses} -k {self.root} "
+            "-c fsync=off"
+        )
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start")
 
     def stop(self, mode: str = "fast") -> None:
@@ -61,14 +76,14 @@ class PrivatePostgres:
 
 
 @contextlib.contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
+def private_postgres(networks: tuple[str, ...] = ()) -> Iterator[PrivatePostgres]:
     if not (BIN / "initdb").exists():
         raise RuntimeError(f"no PostgreSQL server binaries in {BIN}: set PG_BIN to their folder")
     root = Path(tempfile.mkdtemp(prefix="notify-pg-"))
     if os.geteuid() == 0:
         account = pwd.getpwnam("postgres")
         os.chown(root, account.pw_uid, account.pw_gid)
-    server = PrivatePostgres(root, free_port())
+    server = PrivatePostgres(root, free_port(), networks)
     try:
         server.init()
         server.start()

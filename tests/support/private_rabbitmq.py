@@ -3,7 +3,8 @@
 The machine's shared broker is never touched: this node has its own name, AMQP and
 distribution ports, data and log directories in a temporary directory, no plugins, and an
 Erlang cookie of its own (HOME points at the temporary directory, for the server and for
-``rabbitmqctl``). It listens on 127.0.0.1 only. ``stop`` halts it and removes the directory.
+``rabbitmqctl``). It listens on 127.0.0.1 only, unless given other addresses. ``stop`` halts
+it and removes the directory.
 """
 
 from __future__ import annotations
@@ -38,9 +39,17 @@ def available() -> bool:
 
 
 class PrivateRabbitMQ:
-    def __init__(self, *, cookie: str | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        cookie: str | None = None,
+        name: str | None = None,
+        addresses: tuple[str, ...] = ("127.0.0.1",),
+    ) -> None:
         """``cookie``: the Erlang cookie, shared by the nodes of a cluster (default: one of
-        its own); ``name``: the node name before ``@localhost``."""
+        its own); ``name``: the node name before ``@localhost``; ``addresses``: where its
+        AMQP port listens (127.0.0.1, and e.g. a test network's bridge address)."""
+        self.addresses = addresses
         self.node = f"{name or f'notify-test-{secrets.token_hex(4)}'}@localhost"
         self.port = free_port()
         self.dist_port = free_port()
@@ -61,8 +70,6 @@ class PrivateRabbitMQ:
             **os.environ,
             "HOME": str(home),
             "RABBITMQ_NODENAME": self.node,
-            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-            "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),
             "RABBITMQ_MNESIA_BASE": str(home / "mnesia"),
             "RABBITMQ_LOG_BASE": str(home / "log"),
@@ -81,7 +88,15 @@ class PrivateRabbitMQ:
         cookie.chmod(0o400)
         (self.home / "enabled_plugins").write_text("[].\n")
         (self.home / "rabbitmq-env.conf").write_text("")
-        (self.home / "rabbitmq.conf").write_text(f"listeners.tcp.default = 127.0.0.1:{self.port}\n")
+        listeners = "".join(
+            f"listeners.tcp.{i} = {address}:{self.port}\n"
+            for i, address in enumerate(self.addresses, 1)
+        )
+        if set(self.addresses) != {"127.0.0.1"}:
+            # guest may log in from loopback only, by default: this node's other addresses are
+            # a test network's.
+            listeners += "loopback_users = none\n"
+        (self.home / "rabbitmq.conf").write_text(listeners)
         (self.home / "mnesia").mkdir()
         (self.home / "log").mkdir()
 

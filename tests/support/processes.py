@@ -11,7 +11,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 NOTIFY = str(Path(sys.executable).with_name("notify"))
@@ -37,9 +37,13 @@ class NotifyProcess:
         *,
         drop: tuple[str, ...] = (),
         cwd: str | None = None,
+        prefix: Sequence[str] = (),
     ) -> None:
-        """``env`` goes over this process's environment, less the variables in ``drop``."""
+        """``env`` goes over this process's environment, less the variables in ``drop``;
+        ``prefix`` runs it through another program that execs it (``ip netns exec <host>``:
+        the PID stays the process's own)."""
         self.name = name
+        self.prefix = list(prefix)
         self.args = args
         self.env = dict(env)
         self.drop = drop
@@ -63,6 +67,7 @@ class NotifyProcess:
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         env = {k: v for k, v in env.items() if k not in self.drop}
         self._proc = await asyncio.create_subprocess_exec(
+            *self.prefix,
             NOTIFY,
             *self.args,
             env=env,

@@ -31,10 +31,14 @@ POLL = 0.2
 
 
 class PrivateCluster:
-    def __init__(self, size: int = SIZE) -> None:
+    def __init__(self, size: int = SIZE, addresses: tuple[str, ...] = ("127.0.0.1",)) -> None:
+        """``addresses``: where each node's AMQP port listens (see ``PrivateRabbitMQ``)."""
         cookie = secrets.token_hex(16).upper()
         prefix = f"notify-ha-{secrets.token_hex(3)}"
-        self.nodes = [PrivateRabbitMQ(cookie=cookie, name=f"{prefix}-{i}") for i in range(size)]
+        self.nodes = [
+            PrivateRabbitMQ(cookie=cookie, name=f"{prefix}-{i}", addresses=addresses)
+            for i in range(size)
+        ]
 
     # -- life ------------------------------------------------------------------------------
 
@@ -74,11 +78,17 @@ class PrivateCluster:
 
     # -- addresses -------------------------------------------------------------------------
 
-    def amqp_urls(self, vhost: str = "/", nodes: Sequence[PrivateRabbitMQ] | None = None) -> str:
-        """``AMQP_URL`` listing every node (or ``nodes``), comma-separated, for ``vhost``."""
+    def amqp_urls(
+        self,
+        vhost: str = "/",
+        nodes: Sequence[PrivateRabbitMQ] | None = None,
+        host: str = "127.0.0.1",
+    ) -> str:
+        """``AMQP_URL`` listing every node (or ``nodes``), comma-separated, for ``vhost``, at
+        ``host`` (one of the nodes' addresses)."""
         path = quote(vhost, safe="")
         return ",".join(
-            f"amqp://guest:guest@127.0.0.1:{node.port}/{path}" for node in nodes or self.nodes
+            f"amqp://guest:guest@{host}:{node.port}/{path}" for node in nodes or self.nodes
         )
 
     async def vhost(self) -> str:
@@ -147,8 +157,10 @@ def parse_nodes(text: str) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def private_cluster(size: int = SIZE) -> AsyncIterator[PrivateCluster]:
-    cluster = PrivateCluster(size)
+async def private_cluster(
+    size: int = SIZE, addresses: tuple[str, ...] = ("127.0.0.1",)
+) -> AsyncIterator[PrivateCluster]:
+    cluster = PrivateCluster(size, addresses)
     try:
         await cluster.start()
         yield cluster

@@ -19,6 +19,7 @@ import logging
 import random
 import socket
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -73,7 +74,15 @@ class ChaosClient:
         rng: random.Random,
         *,
         cursor_from_live: bool = True,
+        host: str = "127.0.0.1",
+        open_socket: Callable[[], socket.socket] | None = None,
     ) -> None:
+        """``host``: where the edges (or the proxy in front of them) listen, on ``ports``;
+        ``open_socket``: makes the TCP socket of a connection (one of a client host's)."""
+        self.host = host
+        self.open_socket = open_socket or (
+            lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        )
         self.user_id = user_id
         # True: ``since`` is the greatest seq seen, live frames included (what a real client
         # does). False: only the handover marks (``last_seq``) move it, as docs/websocket.md
@@ -101,15 +110,15 @@ class ChaosClient:
                                   "token": self.token}  # fmt: skip
         if since is not None:
             params["since"] = since
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = self.open_socket()
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             sock.setblocking(False)
             await asyncio.wait_for(
-                asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port)), OPEN_TIMEOUT
+                asyncio.get_running_loop().sock_connect(sock, (self.host, port)), OPEN_TIMEOUT
             )
             return await connect(
-                f"ws://127.0.0.1:{port}/ws/connect?{urlencode(params)}",
+                f"ws://{self.host}:{port}/ws/connect?{urlencode(params)}",
                 sock=sock,
                 open_timeout=OPEN_TIMEOUT,
                 close_timeout=CLOSE_TIMEOUT,

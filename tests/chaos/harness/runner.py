@@ -44,6 +44,12 @@ from tests.chaos.harness.cluster import (
     rss_of_tree,
 )
 from tests.chaos.harness.faults import FaultInjector
+from tests.chaos.harness.hosts import (
+    HostedCluster,
+    HostedServices,
+    HostFaultInjector,
+    hosted_services,
+)
 from tests.chaos.harness.traffic import Traffic
 
 log = logging.getLogger("notify.chaos")
@@ -69,6 +75,7 @@ class ChaosConfig:
     output: Path | None = None
     kinds: tuple[str, ...] = schedule.FAULT_KINDS
     cursor_from_live: bool = True  # see ChaosClient
+    hosts: bool = False  # across network namespaces, on a broker cluster (harness.hosts)
 
 
 @dataclass
@@ -198,25 +205,43 @@ async def run_chaos(config: ChaosConfig) -> ChaosResult:
                          every=config.fault_every)  # fmt: skip
     timings: dict[str, float] = {}
 
-    async with private_services() as services:
+    async with contextlib.AsyncExitStack() as stack:
+        if config.hosts:
+            hosted = await stack.enter_async_context(hosted_services())
+            services: Services = hosted
+            cluster: Cluster = HostedCluster(hosted, log_dir)
+        else:
+            services = await stack.enter_async_context(private_services())
+            cluster = Cluster(process_env(services.database_url, services.amqp_url), log_dir)
         timings["services_ready"] = round(time.monotonic() - began, 1)
-        cluster = Cluster(process_env(services.database_url, services.amqp_url), log_dir)
         settings = Settings(database_url=services.database_url, amqp_url=services.amqp_url,
                             publish_timeout=PUBLISH_TIMEOUT)  # fmt: skip
         service = NotificationService(Publisher(settings, name="notify-chaos"), producer="chaos")
         ledger = Ledger()
+        if isinstance(cluster, HostedCluster):
+            # Through nginx, from the client host.
+            address, port = cluster.proxy
+            where: dict[str, Any] = {"ports": [port], "host": address,
+                                     "open_socket": cluster.client_socket}  # fmt: skip
+        else:
+            where = {"ports": cluster.edge_ports}
         clients = [
-            ChaosClient(user, room_of[user], cluster.edge_ports, ledger,
-                        random.Random(f"{config.seed}/{user}"),
-                        cursor_from_live=config.cursor_from_live)
+            ChaosClient(user, room_of[user], ledger=ledger,
+                        rng=random.Random(f"{config.seed}/{user}"),
+                        cursor_from_live=config.cursor_from_live, **where)
             for user in users
         ]  # fmt: skip
         traffic = Traffic(service, users, rooms, config.rate, config.broadcast_every,
                           random.Random(f"{config.seed}/traffic"))  # fmt: skip
-        injector = FaultInjector(cluster, services, clients, traffic)
+        if isinstance(cluster, HostedCluster):
+            assert isinstance(services, HostedServices)
+            injector: FaultInjector = HostFaultInjector(cluster, services, clients, traffic)
+        else:
+            injector = FaultInjector(cluster, services, clients, traffic)
         sampler = RssSampler(cluster, services, config.sample_every)
         stop_clients, stop_traffic, stop_sampler = asyncio.Event(), asyncio.Event(), asyncio.Event()
         tasks: list[asyncio.Task[Any]] = []
+        hosts_layout = cluster.describe() if isinstance(cluster, HostedCluster) else None
         try:
             await cluster.start()
             timings["processes_ready"] = round(time.monotonic() - began, 1)
@@ -267,8 +292,9 @@ async def run_chaos(config: ChaosConfig) -> ChaosResult:
         "config": {
             "duration": config.duration, "clients": config.clients, "rate": config.rate,
             "seed": config.seed, "faults": config.faults, "rooms": room_count,
-            "broadcast_every": config.broadcast_every,
+            "broadcast_every": config.broadcast_every, "hosts": config.hosts,
         },
+        "hosts": hosts_layout,
         "verdict": "PASS" if account.passed else "FAIL",
         "counts": account.counts(),
         "examples": {k: [repr(x) for x in v] for k, v in account.examples.items()},
