@@ -38,6 +38,7 @@ import logging
 from collections.abc import Iterable
 from typing import Protocol
 
+from aiormq.exceptions import AMQPError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher.queries import HIGH_WATER, READS_SINCE, ROUTED_SINCE
@@ -53,6 +54,13 @@ from socket_edge.sinks import OutFrame
 log = logging.getLogger("notify.edge")
 
 CLOSE_SERVICE_RESTART = 1012
+
+# Binding the keys again right after a failover can meet the queue before the robust channel
+# has declared it on the new node (RabbitMQ answers NOT_FOUND and closes the channel, which
+# the robust channel then restores): tried this many times, a growing pause apart, before the
+# sockets are closed for their clients to replay.
+REBIND_ATTEMPTS = 4
+REBIND_PAUSE = 0.5
 
 
 class Node(Protocol):
@@ -140,7 +148,7 @@ class CatchUp:
             try:
                 # The queue came back without the keys' bindings: bound again (one batch)
                 # before the snapshot is read, so that whatever the snapshot misses is routed.
-                await node.rebind()
+                await self._rebind(drops)
                 deliveries, high_water = await self._read(since)
                 if self._drops != drops:
                     log.warning("broker connection lost again during the catch-up; holding the "
@@ -161,6 +169,19 @@ class CatchUp:
                 await self._close_all()
             self._since = None
             self._holding = []
+
+    async def _rebind(self, drops: int) -> None:
+        """Bind every local key again; a broker error while the connection stays up (the
+        channel still being restored) is tried again, a drop meanwhile is not."""
+        for attempt in range(1, REBIND_ATTEMPTS + 1):
+            try:
+                await self.node.rebind()
+                return
+            except AMQPError as exc:
+                if attempt == REBIND_ATTEMPTS or self._drops != drops:
+                    raise
+                log.warning("binding the keys again failed (%s); trying again", exc)
+                await asyncio.sleep(REBIND_PAUSE * attempt)
 
     async def run(self, deliveries: list[Delivery], high_water: int) -> None:
         """Add ``deliveries`` (in seq order) to the held streams they are for, then release

@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator, Collection
 
 import orjson
 import pytest
+from aiormq.exceptions import ChannelNotFoundEntity
 
 from dispatcher.records import Delivery, encode_frame, read_frame
 from producers import topology
+from socket_edge import catchup
 from socket_edge.auth import new_secret
 from socket_edge.broker import Delivery as BrokerDelivery
 from socket_edge.catchup import CLOSE_SERVICE_RESTART
@@ -181,3 +183,43 @@ async def test_a_gap_too_large_closes_every_socket_with_1012(node: EdgeNode) -> 
     gap = [notification(seq, "user.alice") for seq in range(1, limit + 2)]
     await node.catch_up.run(gap, high_water=limit + 1)
     assert connection.close_code == CLOSE_SERVICE_RESTART
+
+
+class FlakyBinder(MemoryBinder):
+    """Binds fail ``failures`` times as RabbitMQ answers while the queue is not declared yet
+    on the node the connection failed over to."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    async def bind_many(self, keys: Collection[str]) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ChannelNotFoundEntity("NOT_FOUND - no queue 'notifications.edge.unit'")
+
+
+@pytest.mark.parametrize(("failures", "caught_up"), [(0, True), (2, True), (10, False)])
+async def test_binding_again_is_retried_while_the_channel_is_restored(
+    node: EdgeNode, monkeypatch: pytest.MonkeyPatch, failures: int, caught_up: bool
+) -> None:
+    alice = await socket_of(node, "alice")
+    connection = next(iter(node.connections))
+    binder = FlakyBinder(failures)
+    node.registry._binder = binder  # the keys are bound already: only the rebind is flaky
+    monkeypatch.setattr(catchup, "REBIND_PAUSE", 0.0)
+
+    async def snapshot(since: int) -> tuple[list[Delivery], int]:
+        return [notification(since + 1, "user.alice")], since + 1
+
+    monkeypatch.setattr(node.catch_up, "_read", snapshot)
+    live(node, notification(10, "user.alice"))
+    node.catch_up.connection_lost()
+    await node.catch_up.after_reconnect()
+    if caught_up:
+        assert seqs(alice) == [("notification", 10), ("notification", 11)]
+        assert connection.close_code is None
+        assert binder.calls == failures + 1
+    else:
+        assert connection.close_code == CLOSE_SERVICE_RESTART
+        assert binder.calls == catchup.REBIND_ATTEMPTS
