@@ -33,13 +33,12 @@ from producers import topology
 from producers.service import NotificationService
 from tests.support.client import Client, personal, ws_client
 from tests.support.deliveries import RoundRobin, watch_deliveries
+from tests.support.nginx import render as render_nginx
 from tests.support.processes import NotifyProcess, free_port, start_edge
 from tests.support.tokens import admin_headers, token_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("dispatcher_process")]
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "compose" / "nginx.conf"
 INSTALL_TIMEOUT = 600
 # The client's own loopback address, so that it differs from nginx's (127.0.0.1).
 CLIENT_ADDRESS = "127.0.0.7"
@@ -70,29 +69,6 @@ def nginx_binary() -> str:
     if not Path(found).exists():
         pytest.skip("apt-get installed no nginx binary")
     return found
-
-
-def render(directory: Path, port: int, edges: list[int]) -> Path:
-    """compose/nginx.conf with this port, these edges and paths in ``directory``."""
-    text = CONFIG.read_text()
-    replacements = {
-        "listen 8080;": f"listen 127.0.0.1:{port};",
-        "server edge-1:8000 ": f"server 127.0.0.1:{edges[0]} ",
-        "server edge-2:8000 ": f"server 127.0.0.1:{edges[1]} ",
-        "pid /tmp/nginx.pid;": f"pid {directory}/nginx.pid;",
-        "error_log /dev/stderr warn;": f"error_log {directory}/error.log warn;",
-        "access_log /dev/stdout notify;": f"access_log {directory}/access.log notify;",
-        "/var/cache/nginx/": f"{directory}/",
-        "worker_processes auto;": "worker_processes 1;",
-        "worker_connections 20000;": "worker_connections 1024;",
-        "worker_rlimit_nofile 45000;": "",
-    }
-    for old, new in replacements.items():
-        assert old in text, f"compose/nginx.conf no longer has {old!r}"
-        text = text.replace(old, new)
-    path = directory / "nginx.conf"
-    path.write_text(text)
-    return path
 
 
 @dataclass
@@ -128,7 +104,12 @@ async def nginx_stack(
             env = {**process_env, "TRUSTED_PROXIES": proxies, "EDGE_DRAIN_SECONDS": str(DRAIN)}
             edges.append(await start_edge(env))
         port = free_port()
-        config = render(tmp_path, port, [p for _, p in edges])
+        config = render_nginx(
+            tmp_path,
+            f"127.0.0.1:{port}",
+            [f"127.0.0.1:{p}" for _, p in edges],
+            worker_connections=1024,
+        )
         args = [binary, "-p", str(tmp_path), "-c", str(config), "-e", str(tmp_path / "error.log")]
         check = await asyncio.create_subprocess_exec(
             *args, "-t", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
