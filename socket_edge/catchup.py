@@ -38,7 +38,7 @@ import logging
 from collections.abc import Iterable
 from typing import Protocol
 
-from aiormq.exceptions import AMQPError
+from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher.queries import HIGH_WATER, READS_SINCE, ROUTED_SINCE
@@ -57,9 +57,9 @@ CLOSE_SERVICE_RESTART = 1012
 
 # Binding the keys again right after a failover can meet the queue before the robust channel
 # has declared it on the new node (RabbitMQ answers NOT_FOUND and closes the channel, which
-# the robust channel then restores): tried this many times, a growing pause apart, before the
-# sockets are closed for their clients to replay.
-REBIND_ATTEMPTS = 4
+# the robust channel then opens and restores again): tried this many times, a growing pause
+# apart (7.5 s in all), before the sockets are closed for their clients to replay.
+REBIND_ATTEMPTS = 6
 REBIND_PAUSE = 0.5
 
 
@@ -177,7 +177,7 @@ class CatchUp:
             try:
                 await self.node.rebind()
                 return
-            except AMQPError as exc:
+            except (AMQPError, ChannelInvalidStateError) as exc:
                 if attempt == REBIND_ATTEMPTS or self._drops != drops:
                     raise
                 log.warning("binding the keys again failed (%s); trying again", exc)
