@@ -5,7 +5,6 @@ the fan-out applies it to sockets that record what they are sent."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,13 +20,10 @@ from producers import topology
 from producers.envelope import parse_event
 from producers.preferences import Preferences
 from socket_edge.actions import Archive, BadFrame, MarkSeen, Unarchive, parse_action
-from socket_edge.auth import new_secret
 from socket_edge.broker import Delivery
 from socket_edge.connection import Connection
 from socket_edge.edge import EdgeNode, archive_event, preferences_event, seen_event
 from socket_edge.preferences import HeldPreferences, kind_of, preferences_sync
-from socket_edge.registry import Registry
-from socket_edge.settings import EdgeSettings
 from socket_edge.sinks import OutFrame
 from tests.support.sockets import FakeWebSocket, RecordingSink
 
@@ -232,25 +228,6 @@ def test_frames_are_read_for_what_they_say() -> None:
 
 
 # -- the fan-out ----------------------------------------------------------------------------------
-
-
-class MemoryBinder:
-    async def bind(self, key: str) -> None:
-        return None
-
-    async def bind_many(self, keys: Collection[str]) -> None:
-        return None
-
-    async def unbind(self, key: str) -> None:
-        return None
-
-
-@pytest.fixture
-async def node() -> AsyncIterator[EdgeNode]:
-    edge = EdgeNode(EdgeSettings(auth_jwt_secret=new_secret()), node_id="unit")
-    edge.registry = Registry(MemoryBinder())
-    yield edge
-    await edge.engine.dispose()
 
 
 async def socket_of(node: EdgeNode, user_id: str, *, live: bool = True) -> Connection:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import Collection
 
 import orjson
 import pytest
@@ -16,33 +16,12 @@ from aiormq.exceptions import ChannelNotFoundEntity
 from dispatcher.records import Delivery, encode_frame, read_frame
 from producers import topology
 from socket_edge import catchup
-from socket_edge.auth import new_secret
 from socket_edge.broker import Delivery as BrokerDelivery
 from socket_edge.catchup import CLOSE_SERVICE_RESTART
 from socket_edge.connection import Connection
 from socket_edge.edge import EdgeNode
-from socket_edge.registry import Registry
-from socket_edge.settings import EdgeSettings
+from tests.support.edge_node import MemoryBinder
 from tests.support.sockets import FakeWebSocket, RecordingSink
-
-
-class MemoryBinder:
-    async def bind(self, key: str) -> None:
-        return None
-
-    async def bind_many(self, keys: Collection[str]) -> None:
-        return None
-
-    async def unbind(self, key: str) -> None:
-        return None
-
-
-@pytest.fixture
-async def node() -> AsyncIterator[EdgeNode]:
-    edge = EdgeNode(EdgeSettings(auth_jwt_secret=new_secret()), node_id="unit")
-    edge.registry = Registry(MemoryBinder())
-    yield edge
-    await edge.engine.dispose()
 
 
 async def socket_of(node: EdgeNode, user_id: str, rooms: tuple[str, ...] = ()) -> RecordingSink:
