@@ -1,17 +1,19 @@
 """The edge's side of RabbitMQ: one exclusive queue per process on the delivery exchange.
 
 The queue lives as long as the process's connection; RabbitMQ deletes it when the process
-dies. Keys are bound while a local socket wants them (see ``registry``); ``broadcast`` is
-bound for the life of the process. Deliveries are consumed without acks: this is the fast
-path, and what it drops is replayed from Postgres.
+dies. After a loss, the next connection declares a queue of its own, under a new name
+(``notifications.edge.<node_id>.2``, ``.3``, …), bound to ``broadcast`` and consumed
+(``connection_queues`` says why it is not left to aio-pika's robust channel). Keys are bound
+while a local socket wants them (see ``registry``); ``broadcast`` is bound for the life of each
+queue. Deliveries are consumed without acks: this is the fast path, and what it drops is
+replayed from Postgres.
 
 Binds are sent in batches: every key asked for while a batch is on its way joins the next
 one, sent as no-wait ``queue.bind`` methods in one write (``dispatcher.routing.write_at_once``,
 the aiormq adapter) followed by one synchronous method on the same channel. RabbitMQ handles a
 channel's methods in order, so that method's answer means every bind before it is in place:
-one round trip for the batch, however many keys it holds. The keys are not left to the robust
-queue to restore after a reconnect (it keeps them in a list it scans on every unbind, which
-makes a mass disconnect quadratic); the registry binds them again itself. Unbinds (which AMQP
+one round trip for the batch, however many keys it holds. After a loss the registry binds the
+keys to the new queue itself (the catch-up asks it to), in one batch. Unbinds (which AMQP
 has no no-wait form of) go over a channel of their own, so that a backlog of them never delays
 a batch of binds.
 """
@@ -22,7 +24,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import Any
 
 import aio_pika
 import aiormq
@@ -30,7 +31,6 @@ from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
-    AbstractQueue,
     AbstractRobustConnection,
 )
 from aiormq import spec
@@ -38,6 +38,7 @@ from aiormq import spec
 from dispatcher.routing import write_at_once
 from producers import topology
 from producers.broker import connect
+from socket_edge.connection_queues import ConnectionQueues, Declare
 
 log = logging.getLogger("notify.edge")
 
@@ -59,9 +60,10 @@ class EdgeBroker:
         self.node_id = node_id
         self.queue_name = topology.edge_queue_name(node_id)
         self.connection: AbstractRobustConnection | None = None
+        self._queues: ConnectionQueues | None = None
         self._exchange: AbstractExchange | None = None
-        self._queue: AbstractQueue | None = None
         self._unbind_channel: AbstractChannel | None = None
+        self._on_delivery: OnDelivery | None = None
         self._pending: dict[str, asyncio.Future[None]] = {}
         self._flusher: asyncio.Task[None] | None = None
         self.bind_batches = 0
@@ -72,37 +74,50 @@ class EdgeBroker:
         on_lost: Callable[[], None],
         on_reconnect: Callable[[], Awaitable[None]],
     ) -> None:
+        """Connect, and declare the queue. ``on_lost`` is called as soon as the queue is gone
+        (the connection dropped, or its channel closed), ``on_reconnect`` once a new queue is
+        declared, bound to ``broadcast`` and consumed: from then on deliveries flow again, the
+        keys can be bound again and the gap caught up."""
+        self._on_delivery = on_delivery
         self.connection = await connect(self.amqp_url, f"notify-edge {self.node_id}")
-
-        def lost(*_: Any) -> None:
-            on_lost()
-
-        # Called as soon as the connection drops, before anything is restored: the queue is
-        # gone, and with it whatever is routed until it is declared and bound again.
-        self.connection.close_callbacks.add(lost)
-        channel = await self.connection.channel()
-        self._exchange = await topology.declare_deliver_exchange(channel)
-        self._queue = await channel.declare_queue(self.queue_name, exclusive=True, auto_delete=True)
-        await self._queue.bind(self._exchange, topology.BROADCAST_KEY)
+        relay_channel = await self.connection.channel()
+        self._exchange = await topology.declare_deliver_exchange(relay_channel)
         self._unbind_channel = await self.connection.channel()
+        self._queues = ConnectionQueues(
+            self.connection, self._declare, "the edge queue", on_lost, on_reconnect
+        )
+        await self._queues.start()
 
-        async def consume(message: AbstractIncomingMessage) -> None:
-            delivery = decode(message)
-            if delivery is not None:
-                on_delivery(delivery)
+    async def _declare(self, channel: AbstractChannel, generation: int) -> None:
+        """This connection's queue: ``notifications.edge.<node_id>`` on the first, then
+        ``.2``, ``.3``, …, so that no cleanup of an earlier one can take it
+        (``connection_queues``)."""
+        base = topology.edge_queue_name(self.node_id)
+        name = base if generation == 1 else f"{base}.{generation}"
+        exchange = await topology.declare_deliver_exchange(channel)
+        queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
+        await queue.bind(exchange, topology.BROADCAST_KEY)
+        await queue.consume(self._consume, no_ack=True)
+        self.queue_name = name
+        if generation > 1:
+            log.warning("edge node %s consuming %s", self.node_id, name)
 
-        await self._queue.consume(consume, no_ack=True)
-
-        async def reconnected(*_: Any) -> None:
-            await on_reconnect()
-
-        # Called once the robust channel has restored the queue, its bindings and its
-        # consumer: from then on deliveries flow again, and the gap can be caught up.
-        channel.reopen_callbacks.add(reconnected)
+    async def _consume(self, message: AbstractIncomingMessage) -> None:
+        delivery = decode(message)
+        if delivery is not None and self._on_delivery is not None:
+            self._on_delivery(delivery)
 
     async def channel(self) -> AbstractChannel:
         assert self.connection is not None
         return await self.connection.channel()
+
+    async def connection_queues(self, declare: Declare, what: str) -> ConnectionQueues:
+        """Queues of another part of the edge that go with this connection, declared anew on
+        each (``connection_queues``); started."""
+        assert self.connection is not None
+        queues = ConnectionQueues(self.connection, declare, what)
+        await queues.start()
+        return queues
 
     async def bind(self, key: str) -> None:
         """Return once ``key`` is bound: with the batch on its way if it is not sent yet,
@@ -135,25 +150,28 @@ class EdgeBroker:
                         future.set_result(None)
 
     async def bind_many(self, keys: Collection[str]) -> None:
-        """Bind every key, in one round trip; raise if the channel fails meanwhile."""
-        assert self._queue is not None and self._exchange is not None
-        channel = await self._queue.channel.get_underlay_channel()
+        """Bind every key, in one round trip; raise if the channel fails meanwhile. While the
+        queue is being declared again (after a loss), wait for it."""
+        assert self._queues is not None
+        channel = await self._queues.channel()
         assert isinstance(channel, aiormq.Channel)
-        exchange = self._exchange.name
+        queue = self.queue_name
         binds = [
-            spec.Queue.Bind(queue=self.queue_name, exchange=exchange, routing_key=key, nowait=True)
+            spec.Queue.Bind(
+                queue=queue, exchange=topology.DELIVER_EXCHANGE, routing_key=key, nowait=True
+            )
             for key in keys
         ]
         # One write for the whole batch: a call per bind would wait for an event-loop turn
         # each, which under a storm is most of a handshake's time.
         await write_at_once(channel, binds)
-        await channel.queue_declare(self.queue_name, passive=True)
+        await channel.queue_declare(queue, passive=True)
         self.bind_batches += 1
 
     async def unbind(self, key: str) -> None:
-        assert self._unbind_channel is not None and self._exchange is not None
+        assert self._unbind_channel is not None
         channel = await self._unbind_channel.get_underlay_channel()
-        await channel.queue_unbind(self.queue_name, self._exchange.name, key)
+        await channel.queue_unbind(self.queue_name, topology.DELIVER_EXCHANGE, key)
 
     async def relay(self, key: str, text: str, origin: str) -> None:
         """Publish a room message to every edge holding the room (not stored)."""
@@ -173,7 +191,15 @@ class EdgeBroker:
     def connected(self) -> bool:
         return self.connection is not None and not self.connection.is_closed
 
+    @property
+    def queue_ready(self) -> bool:
+        """The queue of the current connection is declared, bound to ``broadcast`` and
+        consumed."""
+        return self._queues is not None and self._queues.ready
+
     async def close(self) -> None:
+        if self._queues is not None:
+            await self._queues.close()
         if self.connection is not None:
             await self.connection.close()
             self.connection = None

@@ -3,9 +3,11 @@
 When the edge's AMQP connection drops, its exclusive queue goes with it, and whatever the
 dispatchers route meanwhile is dropped by RabbitMQ for want of a queue. The moment the drop is
 seen, every live stream is put on hold (keeping its mark) and the last seq received is noted.
-The robust connection then re-declares the queue (bound to ``broadcast``) and consumes again,
-and the catch-up binds every key that has local members again, in one batch; frames that
-arrive meanwhile wait in the held streams, whichever keys are bound first.
+Once connected again (to the same node or, in a cluster, another), the edge declares a new
+queue, bound to ``broadcast``, and consumes it (``socket_edge.broker``), and the catch-up
+binds every key that has local members to it, in one batch; frames that arrive meanwhile wait
+in the held streams, whichever keys are bound first. The same happens when the queue's channel
+closes while the connection stays.
 Once it is restored, everything routed to this node's users, rooms and broadcasts after the
 noted seq (notifications, and the state syncs of its users: a read, seen, archive or
 preferences change done on another device meanwhile) is read from one Postgres snapshot and
@@ -55,10 +57,10 @@ log = logging.getLogger("notify.edge")
 
 CLOSE_SERVICE_RESTART = 1012
 
-# Binding the keys again right after a failover can meet the queue before the robust channel
-# has declared it on the new node (RabbitMQ answers NOT_FOUND and closes the channel, which
-# the robust channel then opens and restores again): tried this many times, a growing pause
-# apart (7.5 s in all), before the sockets are closed for their clients to replay.
+# Binding the keys again can fail while the queue stays (a broker error that left the channel
+# open, or one whose closing is not reported yet): tried this many times, a growing pause apart
+# (7.5 s in all), before the sockets are closed for their clients to replay. A loss of the
+# queue meanwhile ends this catch-up instead; the next queue's starts over.
 REBIND_ATTEMPTS = 6
 REBIND_PAUSE = 0.5
 
@@ -140,7 +142,7 @@ class CatchUp:
     async def after_reconnect(self) -> None:
         node = self.node
         async with self._lock:
-            if self._since is None:  # the channel was reopened on a connection that stayed
+            if self._since is None:  # no loss was reported before the queue came back
                 self.connection_lost()
             since = self._since if self._since is not None else self.node.last_seq
             log.warning("broker connection restored: catching up from seq %d", since)
@@ -171,8 +173,8 @@ class CatchUp:
             self._holding = []
 
     async def _rebind(self, drops: int) -> None:
-        """Bind every local key again; a broker error while the connection stays up (the
-        channel still being restored) is tried again, a drop meanwhile is not."""
+        """Bind every local key again; a broker error that leaves the queue in place is tried
+        again, a loss of the queue meanwhile is not."""
         for attempt in range(1, REBIND_ATTEMPTS + 1):
             try:
                 await self.node.rebind()

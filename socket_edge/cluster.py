@@ -27,6 +27,7 @@ from aio_pika.exceptions import AMQPError
 from dispatcher.records import timestamp
 from producers import topology
 from producers.waiting import cancel_and_wait, within
+from socket_edge.connection_queues import ConnectionQueues, Declare
 
 log = logging.getLogger("notify.edge")
 
@@ -51,9 +52,11 @@ class NodeReport:
     leaving: bool = False
 
 
-# What the cluster asks of its node: a channel on its broker connection, its report (as it
-# leaves, or not), and the description of a user's sockets on it.
+# What the cluster asks of its node: a channel on its broker connection, queues that go with
+# that connection and are declared anew on each (``socket_edge.connection_queues``), its report
+# (as it leaves, or not), and the description of a user's sockets on it.
 OpenChannel = Callable[[], Awaitable[AbstractChannel]]
+OpenQueues = Callable[[Declare, str], Awaitable[ConnectionQueues]]
 OwnReport = Callable[[bool], "NodeReport"]
 LocalSockets = Callable[[str], list[dict[str, Any]]]
 
@@ -64,12 +67,15 @@ class Cluster:
         node_id: str,
         interval: float,
         open_channel: OpenChannel,
+        open_queues: OpenQueues,
         own_report: OwnReport,
         local_sockets: LocalSockets,
     ) -> None:
         self.node_id = node_id
         self.interval = interval
         self._open_channel = open_channel
+        self._open_queues = open_queues
+        self._queues: ConnectionQueues | None = None
         self._own_report = own_report
         self._local_sockets = local_sockets
         self._reports: dict[str, NodeReport] = {}
@@ -88,20 +94,27 @@ class Cluster:
         self._control = await channel.declare_exchange(
             topology.EDGE_CONTROL_EXCHANGE, ExchangeType.FANOUT, durable=True
         )
+        self._queues = await self._open_queues(self._declare, "the cluster queues")
+        await self._publish_report()
+        self._task = asyncio.create_task(self._report_loop(), name="edge-reports")
+
+    async def _declare(self, channel: AbstractChannel, generation: int) -> None:
+        """This connection's queues, named by the broker: the reports of the other nodes,
+        the questions to this one, and the replies to its own."""
         reports = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await reports.bind(self._stats)
+        await reports.bind(topology.EDGE_STATS_EXCHANGE)
         await reports.consume(self._on_report, no_ack=True)
         questions = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await questions.bind(self._control)
+        await questions.bind(topology.EDGE_CONTROL_EXCHANGE)
         await questions.consume(self._on_question, no_ack=True)
         replies = await channel.declare_queue(exclusive=True, auto_delete=True)
         await replies.consume(self._on_reply, no_ack=True)
         self._reply_to = replies.name
-        await self._publish_report()
-        self._task = asyncio.create_task(self._report_loop(), name="edge-reports")
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
+        if self._queues is not None:
+            await self._queues.close()
         if self._stats is not None:
             try:
                 await self._publish_report(leaving=True)

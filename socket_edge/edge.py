@@ -194,6 +194,7 @@ class EdgeNode:
             self.node_id,
             settings.edge_report_interval,
             self.broker.channel,
+            self.broker.connection_queues,
             self.report,
             self.describe_user_connections,
         )

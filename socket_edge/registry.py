@@ -156,9 +156,9 @@ class Registry(Generic[M]):
     # -- the broker connection -------------------------------------------------------------
 
     async def rebind(self) -> int:
-        """After the broker connection was restored (its queue declared anew, with none of
-        these bindings): bind every key that has members, in one batch; forget the lingering
-        ones. Returns how many keys were bound."""
+        """After the queue was lost and a new one declared (with none of these bindings):
+        bind every key that has members, in one batch; forget the lingering ones. Returns how
+        many keys were bound."""
         wanted = [key for key, entry in self._entries.items() if entry.members]
         for key in list(self._idle):
             entry = self._entries.get(key)

@@ -22,7 +22,6 @@ published without a confirm in time are counted as in doubt and accounted either
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -52,14 +51,6 @@ pytestmark = [
     pytest.mark.chaos,
     pytest.mark.skipif(
         not rabbitmq_cluster.available(), reason="rabbitmq-server is not installed here"
-    ),
-    # Known failure, about one full suite run in three: right after a failover, the edge's
-    # rebind can meet its queue missing on the new node, and the robust channel that NOT_FOUND
-    # closes is not opened again, so the catch-up falls back to closing the sockets (the
-    # clients replay; nothing is lost). Run with NOTIFY_CLUSTER_TESTS=1 until that is fixed.
-    pytest.mark.skipif(
-        os.environ.get("NOTIFY_CLUSTER_TESTS") != "1",
-        reason="known failure of the edge's catch-up after a failover; NOTIFY_CLUSTER_TESTS=1",
     ),
 ]
 
@@ -130,8 +121,14 @@ async def bound_keys(cluster: PrivateCluster, vhost: str, queue: str) -> set[str
 class Edge:
     process: NotifyProcess
     port: int
-    queue: str
+    queue: str  # the queue of its first connection
     clients: list[ChaosClient] = field(default_factory=list)
+
+    @property
+    def current_queue(self) -> str:
+        """The queue of its latest connection: each declares one under a new name."""
+        lines = [line for line in self.process.lines if " consuming notifications.edge." in line]
+        return lines[-1].rsplit(" ", 1)[1]
 
 
 @dataclass
@@ -308,7 +305,9 @@ async def test_killing_the_quorum_queue_leader_under_load_loses_nothing(
         assert run.dispatcher is not None
         await run.dispatcher.wait_for_line("connected to RabbitMQ at")
         await run.edges[0].process.wait_for_line("caught up")
-        assert await node_of_queue(nodes, vhost, run.edges[0].queue) != leader.node
+        edge = run.edges[0]
+        assert edge.current_queue.startswith(f"{edge.queue}.")
+        assert await node_of_queue(nodes, vhost, edge.current_queue) != leader.node
         assert_clean(run, account)
     finally:
         await run.stop()
@@ -364,9 +363,13 @@ async def test_an_edge_whose_node_is_killed_rebinds_on_another_and_its_clients_m
         await run.start(dispatcher_on=leader, edges_on=[lost, nodes.nodes[2]])
         edge = run.edges[0]
         account = await under_load(run, kill_the_edges_node)
-        moved_to = await node_of_queue(nodes, vhost, edge.queue)
-        keys_after = await bound_keys(nodes, vhost, edge.queue)
-        run.figures["edge_queue"] = f"{lost.node} -> {moved_to}"
+        # A queue of the new connection's own, under a new name: a cleanup of the lost node's
+        # queue by name cannot take it.
+        queue = edge.current_queue
+        assert queue.startswith(f"{edge.queue}.")
+        moved_to = await node_of_queue(nodes, vhost, queue)
+        keys_after = await bound_keys(nodes, vhost, queue)
+        run.figures["edge_queue"] = f"{edge.queue} on {lost.node} -> {queue} on {moved_to}"
         assert moved_to != lost.node
         # Every key its clients wanted is bound again on the new node, and broadcast too.
         wanted = {topology.user_key(c.user_id) for c in edge.clients}

@@ -57,3 +57,16 @@ async def list_bindings(amqp_url: str) -> list[tuple[str, str, str]]:
                                  "source_name", "destination_name", "routing_key")  # fmt: skip
     rows = [line.split("\t") for line in listing.splitlines() if line.strip()]
     return [(row[0], row[1], row[2] if len(row) > 2 else "") for row in rows]
+
+
+async def delete_queue(amqp_url: str, queue: str) -> bool:
+    """Delete a queue of the URL's vhost, whoever owns it (an exclusive queue too), as the
+    broker's own cleanup would; False if there was no such queue."""
+    vhost = unquote(urlsplit(amqp_url).path[1:]) or "/"
+    try:
+        await _rabbitmqctl("delete_queue", "-p", vhost, queue)
+    except RuntimeError as exc:
+        if "Queue not found" in str(exc):
+            return False
+        raise
+    return True

@@ -1,0 +1,135 @@
+"""An edge's queues deleted out from under its live connection, again and again: what a
+RabbitMQ cluster does when it cleans up the queues of a node it lost after the edge already
+declared them again on another node. Each time the edge declares a queue under a new name,
+binds its keys, and catches up the gap; its clients miss nothing and get nothing twice. The
+cluster queues (node reports, questions, replies) come back the same way."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import httpx
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+
+from producers import topology
+from producers.service import NotificationService
+from tests.support import broker_admin
+from tests.support.client import ws_client
+from tests.support.processes import NotifyProcess, start_edge
+from tests.support.reports import connections_are, wait_for_reports
+from tests.support.tokens import admin_headers
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.chaos,
+    pytest.mark.usefixtures("dispatcher_process"),
+    pytest.mark.skipif(not broker_admin.available(), reason="needs rabbitmqctl on this machine"),
+]
+
+ROUNDS = 3
+
+
+def chat(user_id: str, i: int) -> dict[str, object]:
+    return {
+        "user_id": user_id,
+        "data": {"conversation_id": "c1", "sender_id": "guide", "preview": f"message {i}"},
+    }
+
+
+def consuming(edge: NotifyProcess) -> str:
+    """The queue the edge said it consumes last."""
+    line = [line for line in edge.lines if "consuming notifications.edge." in line][-1]
+    return line.split("consuming ", 1)[1].split()[0]
+
+
+async def bound_to(amqp_url: str, queue: str) -> set[str]:
+    return {
+        key
+        for source, destination, key in await broker_admin.list_bindings(amqp_url)
+        if source == topology.DELIVER_EXCHANGE and destination == queue
+    }
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+async def test_an_edge_queue_deleted_under_it_is_declared_anew_and_nothing_is_missed(
+    service: NotificationService,
+    process_env: dict[str, str],
+    user_id: str,
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+    url = process_env["AMQP_URL"]
+    edge, port = await start_edge(process_env)
+    try:
+        first = consuming(edge)
+        async with ws_client(f"ws://127.0.0.1:{port}", user_id) as client:
+            sent = [str(await service.notify("chat_message", **chat(user_id, 0)))]
+            assert (await client.notification())["id"] == sent[0]
+            names = [first]
+            for round_ in range(1, ROUNDS + 1):
+                caught_up = sum("caught up" in line for line in edge.lines)
+                await broker_admin.delete_queue(url, names[-1])
+                # Some of these are routed before the edge sees its queue gone, some to no
+                # queue at all, some to the next one: the client gets each once, in order.
+                for i in range(rng.randint(1, 6)):
+                    sent.append(str(await service.notify("chat_message", **chat(user_id, i))))
+                    await asyncio.sleep(rng.random() / 50)
+                await edge.wait_for_lines("caught up", caught_up + 1)
+                names.append(consuming(edge))
+                assert names[-1] == f"{first}.{round_ + 1}", "\n".join(edge.lines)
+                assert await bound_to(url, names[-1]) == {
+                    topology.BROADCAST_KEY,
+                    topology.user_key(user_id),
+                }
+                assert not await bound_to(url, names[-2])
+            sent.append(str(await service.notify("chat_message", **chat(user_id, 99))))
+            got = [(await client.notification())["id"] for _ in sent[1:]]
+            assert got == sent[1:]
+            await client.nothing_more()
+        assert not [line for line in edge.lines if "catch-up failed" in line]
+    finally:
+        await edge.stop()
+
+
+async def test_the_cluster_queues_deleted_under_an_edge_come_back(
+    amqp: AbstractRobustConnection,
+    process_env: dict[str, str],
+    edge_process: tuple[NotifyProcess, int],
+    user_id: str,
+) -> None:
+    """A user's sockets on both edges are listed by either edge: the question reaches the
+    other edge's question queue and its answer this edge's reply queue, both declared anew
+    after every queue of the edges' cluster exchanges was deleted."""
+    url = process_env["AMQP_URL"]
+    spare, spare_port = await start_edge(process_env)
+    try:
+        async with (
+            ws_client(f"ws://127.0.0.1:{edge_process[1]}", user_id),
+            ws_client(f"ws://127.0.0.1:{spare_port}", user_id),
+        ):
+            await wait_for_reports(amqp, connections_are([1, 1]))
+            exchanges = {topology.EDGE_STATS_EXCHANGE, topology.EDGE_CONTROL_EXCHANGE}
+            doomed = {
+                destination
+                for source, destination, _ in await broker_admin.list_bindings(url)
+                if source in exchanges and destination.startswith("amq.gen")
+            }
+            assert len(doomed) >= 4, doomed  # a report and a question queue on each edge
+            needle = "the cluster queues declared again"
+            before = [sum(needle in line for line in e.lines) for e in (spare, edge_process[0])]
+            for queue in doomed:
+                # The first deletion on an edge makes it close the others with their channel.
+                await broker_admin.delete_queue(url, queue)
+            await spare.wait_for_lines(needle, before[0] + 1)
+            await edge_process[0].wait_for_lines(needle, before[1] + 1)
+            left = await broker_admin.list_bindings(url)
+            assert not doomed & {destination for _, destination, _ in left}
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{spare_port}", headers=admin_headers()
+            ) as http:
+                listed = (await http.get(f"/ws/users/{user_id}/connections")).json()
+            assert listed["count"] == 2, listed
+    finally:
+        await spare.stop()
