@@ -9,10 +9,12 @@ The stream of the kill test is 5,000 events, to keep the suite quick; the benchm
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -22,6 +24,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy import text
 
 from dispatcher.database import create_engine, migrate
+from dispatcher.partitions import partitions_in
 from producers import topology
 from producers.settings import Settings
 from tests.support.private_postgres import PrivatePostgres, private_postgres
@@ -206,3 +209,54 @@ async def _outage(pg: PrivatePostgres, dispatcher: NotifyProcess, vhost: str) ->
     missing = [i for i, event_id in enumerate(sent) if event_id not in counts]
     assert not missing, f"not stored: events {missing} of {len(sent)}"
     assert set(counts.values()) == {1}
+
+
+async def drop_partitions_from_this_month(database_url: str) -> list[str]:
+    """Drop the log's partitions of this month and later (all empty): what a database whose
+    partitions were never made ahead looks like to a dispatcher that is already running."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            names = [p.name for p in await partitions_in(conn)
+                     if p.until > datetime.now(UTC)]  # fmt: skip
+            for name in names:
+                await conn.exec_driver_sql(f'DROP TABLE "{name}"')
+        return names
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_events_whose_month_has_no_partition_are_stored_once_it_is_made(
+    vhost: str, database: str, seed: int
+) -> None:
+    """The month's partition is gone under a running dispatcher: PostgreSQL refuses the
+    batch; the dispatcher makes the partitions and stores the batch again at once, every event
+    once, none dead-lettered."""
+    rng = random.Random(seed)
+    env = {"DATABASE_URL": database, "AMQP_URL": vhost, "LOG_LEVEL": "info"}
+    bodies = [event(f"month-{i % 7}") for i in range(rng.randint(1, 300))]
+    ids = [orjson.loads(b)["event_id"] for b in bodies]
+    async with broker(vhost) as (events, routed):
+        dispatcher = await start_dispatcher(env)
+        try:
+            dropped = await drop_partitions_from_this_month(database)
+            assert dropped, "the migration made this month's partition"
+            await publish(events, bodies)
+            await routed.until(lambda seen: set(ids) <= seen)
+        finally:
+            await dispatcher.stop()
+    made = [line for line in dispatcher.lines if "making the log's partitions" in line]
+    assert len(made) == 1, "\n".join(dispatcher.lines)
+    assert "no partition of relation" in made[0]
+    summary = f"{len(ids)} stored, 0 duplicates, 0 dead-lettered"
+    assert any(summary in line for line in dispatcher.lines), "\n".join(dispatcher.lines)
+    counts = dict(await stored(database, ids))
+    assert set(counts) == set(ids) and set(counts.values()) == {1}
+    engine = create_engine(database, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            remade = {p.name for p in await partitions_in(conn)}
+    finally:
+        await engine.dispose()
+    assert set(dropped) <= remade

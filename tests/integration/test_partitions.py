@@ -5,6 +5,7 @@ of this module's own: a detach and a rebuild cover the whole database."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher.database import create_engine
 from dispatcher.events import Pruned, log_entry
-from dispatcher.partitions import detach, partitions
+from dispatcher.partitions import MONTHS_AHEAD, detach, keep_ahead, partitions
 from dispatcher.rebuild import checksum, rebuild
 from dispatcher.store import EventStore
 from producers.envelope import Envelope, PreferencesEvent, ReadEvent, SeenEvent
@@ -223,3 +224,28 @@ async def test_partitions_commands(database_url: str, settings: Settings) -> Non
     assert month_start(0).strftime("notification_events_y%Ym%m") in out
     code, out, err = await run_notify("partitions", "detach", "--older-than", "soon", env=env)
     assert code == 2 and "is not an age" in err
+
+
+async def test_keep_ahead_makes_the_coming_months_again_and_stops_when_asked(
+    settings: Settings,
+) -> None:
+    """A dispatcher's hourly task (here a round every 50 ms): the coming months' partitions,
+    dropped under it, are there again after its next round, and it ends on ``stop``."""
+    url = await create_database(settings.database_url)
+    engine = create_engine(url, pool_size=2)
+    try:
+        ahead = {p.name for p in await partitions(engine) if p.since > datetime.now(UTC)}
+        assert len(ahead) == MONTHS_AHEAD
+        async with engine.begin() as conn:
+            for name in ahead:
+                await conn.exec_driver_sql(f'DROP TABLE "{name}"')
+        stop = asyncio.Event()
+        task = asyncio.create_task(keep_ahead(engine, stop, every=0.05))
+        while not ahead <= {p.name for p in await partitions(engine)}:
+            assert not task.done(), task
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    finally:
+        await engine.dispose()
+        await drop_database(url)
