@@ -33,6 +33,11 @@ class ProducerMetrics:
             "Events sent again because the connection to RabbitMQ was lost before their confirm",
             registry=registry,
         )
+        self.refusals = Counter(
+            "notify_producer_refusals",
+            "Events RabbitMQ refused with a negative confirm, each sent again after a pause",
+            registry=registry,
+        )
 
 
 _by_registry: weakref.WeakKeyDictionary[CollectorRegistry, ProducerMetrics] = (

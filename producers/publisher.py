@@ -9,9 +9,12 @@ broker's and the socket's buffers at once.
 When the connection drops, RabbitMQ forgets which of the unconfirmed messages it took; the
 robust connection comes back by itself, and every message of the call that has no confirm yet
 is sent again with the same event_id. At worst that stores nothing twice, since the dispatcher
-is idempotent on event_id. A call that gets no confirm for ``PUBLISH_TIMEOUT`` seconds (the
-broker down for longer, or blocked by a resource alarm) raises ``PublishTimeout`` naming the
-events left unconfirmed; it never hangs.
+is idempotent on event_id. A message RabbitMQ refuses with a negative confirm (a node of a
+cluster shutting down, a queue unavailable for a moment, a queue full with ``reject-publish``)
+is sent again too, after a pause that grows while the refusals go on. A call that gets no
+confirm for ``PUBLISH_TIMEOUT`` seconds (the broker down for longer, blocked by a resource
+alarm, or refusing all along) raises ``PublishTimeout`` naming the events left unconfirmed; it
+never hangs.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ log = logging.getLogger("notify.publisher")
 DEFAULT_MAX_IN_FLIGHT = 2000
 PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 RECOVERY_PAUSE = 0.05
+# The pause before refused messages are sent again: doubled at each round of refusals of one
+# call, up to the last.
+REFUSAL_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
 
 # A publish that fails with one of these lost its connection or channel: the broker may or may
 # not have the message, so it is sent again once the robust connection is back.
@@ -108,6 +114,10 @@ E = TypeVar(
 )
 
 
+class _Refused(Exception):
+    """RabbitMQ answered a publish with a negative confirm."""
+
+
 class _Progress:
     """Pushes a batch's deadline back whenever confirms arrive, so that the timeout bounds
     a stall, not the time a large batch needs. The deadline moves at most ten times per
@@ -119,6 +129,8 @@ class _Progress:
         self._loop = asyncio.get_running_loop()
         self._moved_at = self._loop.time()
         self.count = 0  # confirms so far
+        self.refusals = 0  # rounds of the call that ended with refused messages
+        self.refused_last = False  # the last round's messages left were refused ones
 
     def confirmed(self) -> None:
         self.count += 1
@@ -183,7 +195,8 @@ class Publisher:
                     pending = await self._send(channel, pending, progress)
         except TimeoutError:
             metrics.in_doubt.inc(len(pending))
-            reason = self._timeout_reason(pending, len(batch), timeout)
+            refused = progress is not None and progress.refused_last
+            reason = self._timeout_reason(pending, len(batch), timeout, refused)
             raise PublishTimeout(reason, [o.event_id for o in pending]) from None
         except PublishError:
             metrics.failed.inc(len(batch) - (progress.count if progress else 0))
@@ -219,17 +232,22 @@ class Publisher:
     async def _send(
         self, channel: AbstractRobustChannel, outgoing: Sequence[Outgoing], progress: _Progress
     ) -> list[Outgoing]:
-        """Send each message; return those whose connection was lost before their confirm."""
+        """Send each message; return those whose connection was lost before their confirm,
+        and those RabbitMQ refused, once they can be sent again."""
         # The robust channel restores the topology and hands out its current AMQP channel;
         # messages go straight to that channel, which spares the connection-state checks
         # aio-pika's Exchange.publish makes for every message (docs/performance.md).
         underlay = await channel.get_underlay_channel()
         window = asyncio.Semaphore(self._max_in_flight)
+        refused: list[Outgoing] = []
 
         async def one(item: Outgoing) -> Outgoing | None:
             async with window:
                 try:
                     await self._confirm(underlay, item)
+                except _Refused:
+                    refused.append(item)
+                    return None
                 except CONNECTION_LOST as exc:
                     log.debug("publish of %s lost its connection: %r", item.event_id, exc)
                     return item
@@ -251,6 +269,7 @@ class Publisher:
             for task in tasks:
                 task.cancel()
         lost = [item for item in results if item is not None]
+        progress.refused_last = bool(refused) and not lost
         if lost:
             self.metrics.resends.inc(len(lost))
             log.warning(
@@ -260,7 +279,20 @@ class Publisher:
                 len(outgoing),
             )
             await self._wait_for_recovery(channel)
-        return lost
+        if refused:
+            self.metrics.refusals.inc(len(refused))
+            pause = REFUSAL_PAUSES[min(progress.refusals, len(REFUSAL_PAUSES) - 1)]
+            progress.refusals += 1
+            log.warning(
+                "RabbitMQ refused %d of %d events (a negative confirm: a queue unavailable "
+                "or full); sending them again in %.2fs",
+                len(refused),
+                len(outgoing),
+                pause,
+            )
+            if not lost:
+                await asyncio.sleep(pause)
+        return lost + refused
 
     @staticmethod
     async def _confirm(channel: aiormq.abc.AbstractChannel, item: Outgoing) -> None:
@@ -276,6 +308,8 @@ class Publisher:
                 mandatory=True,
             )
         except aiormq.exceptions.DeliveryError as exc:
+            if isinstance(exc.frame, aiormq.spec.Basic.Nack):
+                raise _Refused() from exc
             raise PublishError(
                 f"RabbitMQ refused event {item.event_id} ({exc}): check the broker's log "
                 "(a queue length limit or a full disk refuses messages)"
@@ -324,14 +358,22 @@ class Publisher:
         assert isinstance(channel, AbstractRobustChannel)
         return channel
 
-    def _timeout_reason(self, pending: Sequence[Outgoing], total: int, timeout: float) -> str:
+    def _timeout_reason(
+        self, pending: Sequence[Outgoing], total: int, timeout: float, refused: bool = False
+    ) -> str:
         first = ", ".join(str(o.event_id) for o in pending[:3])
         more = f" and {len(pending) - 3} more" if len(pending) > 3 else ""
+        check = (
+            "It refused them each time (a negative confirm): check the broker's log for an "
+            "unavailable queue or a length limit with reject-publish"
+            if refused
+            else "Check that the broker is up and not blocked (disk or memory alarm)"
+        )
         return (
             f"RabbitMQ at {redact(self.settings.amqp_url)} confirmed none of {len(pending)} "
             f"pending events (of {total}) for {timeout:g}s ({first}{more}); each may or may not be "
-            "stored. Check that the broker is up and not blocked (disk or memory alarm), then "
-            "publish them again: the same event_id is stored once. PUBLISH_TIMEOUT sets the wait."
+            f"stored. {check}, then publish them again: the same event_id is stored once. "
+            "PUBLISH_TIMEOUT sets the wait."
         )
 
     async def close(self) -> None:
