@@ -451,7 +451,9 @@ class EdgeNode:
 
     @property
     def ready(self) -> bool:
-        return self.broker.connected
+        """Connected to RabbitMQ, with this connection's queue declared and consumed (not
+        between the loss of a queue and the next one's declaration)."""
+        return self.broker.connected and self.broker.queue_ready
 
 
 def _event_id(text: str) -> str | None:

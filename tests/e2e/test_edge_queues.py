@@ -2,7 +2,8 @@
 RabbitMQ cluster does when it cleans up the queues of a node it lost after the edge already
 declared them again on another node. Each time the edge declares a queue under a new name,
 binds its keys, and catches up the gap; its clients miss nothing and get nothing twice. The
-cluster queues (node reports, questions, replies) come back the same way."""
+cluster queues (node reports, questions, replies) come back the same way. While an edge has no
+queue, its /readyz says so."""
 
 from __future__ import annotations
 
@@ -133,3 +134,29 @@ async def test_the_cluster_queues_deleted_under_an_edge_come_back(
             assert listed["count"] == 2, listed
     finally:
         await spare.stop()
+
+
+async def test_readyz_says_unavailable_while_the_edge_has_no_queue(
+    process_env: dict[str, str],
+) -> None:
+    """An edge cut from the broker has no queue: its /readyz answers 503 (broker unreachable)
+    until it has connected again and declared a new one."""
+    edge, port = await start_edge(process_env)
+    node_id = consuming(edge).removeprefix(topology.edge_queue_name(""))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            assert (await http.get("/readyz")).status_code == 200
+            async with broker_admin.no_new_connections(process_env["AMQP_URL"]):
+                closed = await broker_admin.close_connections_named(f"notify-edge {node_id}")
+                assert closed == 1
+                for _ in range(100):  # 10 s at most
+                    answer = await http.get("/readyz")
+                    if answer.status_code == 503:
+                        break
+                    await asyncio.sleep(0.1)
+                assert answer.status_code == 503
+                assert answer.json()["checks"]["broker"] == "unreachable"
+            await edge.wait_for_line("declared again")
+            assert (await http.get("/readyz")).status_code == 200
+    finally:
+        await edge.stop()
