@@ -89,9 +89,8 @@ class EdgeBroker:
         await self._queues.start()
 
     async def _declare(self, channel: AbstractChannel, generation: int) -> None:
-        """This connection's queue: ``notifications.edge.<node_id>`` on the first, then
-        ``.2``, ``.3``, …, so that no cleanup of an earlier one can take it
-        (``connection_queues``)."""
+        """The queue: ``notifications.edge.<node_id>`` at first, then ``.2``, ``.3``, … after
+        each loss, so that no cleanup of an earlier one can take it (``connection_queues``)."""
         base = topology.edge_queue_name(self.node_id)
         name = base if generation == 1 else f"{base}.{generation}"
         exchange = await topology.declare_deliver_exchange(channel)

@@ -13,8 +13,9 @@ connection aio-pika makes after a loss, whenever their channel closes while the 
 stays, and whenever the broker cancels one of their consumers (it does when a queue is
 deleted under it, which is how that race shows, with the channel left open), a
 ``ConnectionQueues`` opens a plain channel of its own and runs its owner's
-``declare`` on it, which declares the queues under names no earlier connection of the process
-used (a number that grows with each, or names the broker makes up), binds and consumes them.
+``declare`` on it, which declares the queues under names no earlier declaration of the
+process used (a number that grows with each, or names the broker makes up), binds and consumes
+them.
 A failure is tried again, a growing pause apart, for as long as the connection is up; after
 a loss the next connection starts over. Once the queues are back, ``on_restored`` runs (the
 edge's catch-up): until then the owner's ``channel()`` waits.
@@ -41,8 +42,8 @@ from producers.waiting import cancel_and_wait
 
 log = logging.getLogger("notify.edge")
 
-# Declares the queues of one connection on ``channel``; ``generation`` counts the connections
-# (1 for the first), for the owner to make names no earlier connection used.
+# Declares the queues on ``channel``; ``generation`` counts the declarations (1 for the first,
+# then one more after each loss), for the owner to make names no earlier declaration used.
 Declare = Callable[[AbstractChannel, int], Awaitable[None]]
 
 RETRY_FIRST_PAUSE = 0.1
