@@ -21,7 +21,7 @@ class ProducerMetrics:
             "notify_producer_publishes",
             "Events published, by outcome: confirmed by RabbitMQ; in_doubt (no confirm within "
             "PUBLISH_TIMEOUT: may or may not be stored, safe to publish again); failed (the "
-            "broker refused the call, whose events are not known to be stored)",
+            "call failed, an event reaching no queue: its events are not known to be stored)",
             ["outcome"],
             registry=registry,
         )

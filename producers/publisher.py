@@ -179,8 +179,9 @@ class Publisher:
         """Publish a batch, many in flight at once; return it once every one is confirmed.
 
         Raises PublishTimeout when RabbitMQ confirms none of them for ``PUBLISH_TIMEOUT``
-        seconds (a batch that makes progress may take longer in all), and PublishError at once
-        if the broker refuses one (the others are then not waited for).
+        seconds (a batch that makes progress may take longer in all; events it refuses are sent
+        again meanwhile), and PublishError at once if one reaches no queue (the others are then
+        not waited for).
         """
         batch = list(events)
         pending = outgoing = [e if isinstance(e, Outgoing) else Outgoing.of(e) for e in batch]
