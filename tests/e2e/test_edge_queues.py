@@ -8,7 +8,9 @@ queue, its /readyz says so."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import uuid
 
 import httpx
 import pytest
@@ -17,7 +19,7 @@ from aio_pika.abc import AbstractRobustConnection
 from producers import topology
 from producers.service import NotificationService
 from tests.support import broker_admin
-from tests.support.client import ws_client
+from tests.support.client import BROADCAST_TYPE, Client, ws_client
 from tests.support.processes import NotifyProcess, start_edge
 from tests.support.reports import connections_are, wait_for_reports
 from tests.support.tokens import admin_headers
@@ -160,3 +162,113 @@ async def test_readyz_says_unavailable_while_the_edge_has_no_queue(
             assert (await http.get("/readyz")).status_code == 200
     finally:
         await edge.stop()
+
+
+CLIENTS = 30
+ROOMS = 3
+PUBLISHED = 240
+FAULTS = 5
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23])
+async def test_two_edges_clients_miss_nothing_while_one_loses_its_queue_at_random(
+    service: NotificationService,
+    process_env: dict[str, str],
+    seed: int,
+) -> None:
+    """Thirty clients on two edges, in three rooms, while personal, room and broadcast
+    notifications flow: one edge loses its queue again and again at random moments (deleted
+    under it, its connection closed, both at once), the other keeps its own. Every client
+    gets what it is owed exactly once, each stream in seq order."""
+    rng = random.Random(seed)
+    url = process_env["AMQP_URL"]
+    tag = f"{seed}-{uuid.uuid4().hex[:6]}"
+    users = [f"lose-{tag}-{i}" for i in range(CLIENTS)]
+    rooms = [f"lose-{tag}-room-{i}" for i in range(ROOMS)]
+    faulted, faulted_port = await start_edge(process_env)
+    steady, steady_port = await start_edge(process_env)
+    node_id = consuming(faulted).removeprefix(topology.edge_queue_name(""))
+    frames: dict[str, list[dict[str, object]]] = {u: [] for u in users}
+    arrived = asyncio.Condition()
+
+    async def read(user: str, client: Client) -> None:
+        while True:
+            frame = await client.recv(timeout=120)
+            if frame["type"] == "notification":
+                async with arrived:
+                    frames[user].append(frame)
+                    arrived.notify_all()
+
+    sent: list[tuple[str, str, str]] = []  # (id, audience, user or room)
+
+    async def publish() -> None:
+        for i in range(PUBLISHED):
+            pick = rng.random()
+            if pick < 0.5:
+                user = rng.choice(users)
+                sent.append((str(await service.notify("chat_message", **chat(user, i))),
+                             "user", user))  # fmt: skip
+            elif pick < 0.9:
+                room = rng.choice(rooms)
+                data = {"conversation_id": "c", "sender_id": "s", "preview": str(i)}
+                sent.append((str(await service.notify("chat_message", room=room, data=data)),
+                             "room", room))  # fmt: skip
+            else:
+                alert = {"title": "t", "message": str(i)}
+                sent.append((str(await service.notify(BROADCAST_TYPE, broadcast=True, **alert)),
+                             "broadcast", ""))  # fmt: skip
+
+    async def lose_queues() -> list[str]:
+        done = []
+        for _ in range(FAULTS):
+            await asyncio.sleep(rng.uniform(0.05, 0.5))
+            kind = rng.choice(["delete", "close", "both"])
+            if kind in ("delete", "both"):
+                await broker_admin.delete_queue(url, consuming(faulted))
+            if kind in ("close", "both"):
+                await broker_admin.close_connections_named(f"notify-edge {node_id}")
+            done.append(kind)
+        return done
+
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            clients: dict[str, tuple[Client, str]] = {}
+            for i, user in enumerate(users):
+                port = steady_port if i % 3 == 0 else faulted_port
+                client = await stack.enter_async_context(ws_client(f"ws://127.0.0.1:{port}", user))
+                room = rooms[i % ROOMS]
+                await client.subscribe(room)
+                clients[user] = (client, room)
+            readers = [asyncio.create_task(read(u, c)) for u, (c, _) in clients.items()]
+            try:
+                _, kinds = await asyncio.gather(publish(), lose_queues())
+                marker = str(await service.notify(BROADCAST_TYPE, broadcast=True, title="end",
+                                                  message="end"))  # fmt: skip
+                sent.append((marker, "broadcast", ""))
+
+                def everyone_has_it() -> bool:
+                    return all(marker in {f["id"] for f in got} for got in frames.values())
+
+                async with arrived:
+                    await asyncio.wait_for(arrived.wait_for(everyone_has_it), 60)
+            finally:
+                for reader in readers:
+                    reader.cancel()
+                await asyncio.gather(*readers, return_exceptions=True)
+            for client, _ in clients.values():
+                await client.nothing_more()
+    finally:
+        await faulted.stop()
+        await steady.stop()
+    for user, (_, room) in clients.items():
+        owed = [i for i, audience, to in sent
+                if audience == "broadcast" or to in (user, room)]  # fmt: skip
+        got = frames[user]
+        ids = [str(f["id"]) for f in got]
+        assert sorted(ids) == sorted(owed), (user, kinds, set(owed) ^ set(ids))
+        for stream in (None, room):
+            seqs = [int(str(f["seq"])) for f in got if f.get("room") == stream]
+            assert seqs == sorted(seqs), (user, stream, kinds)
+    assert not [line for line in faulted.lines if "catch-up failed" in line], kinds
+    # The faults happened: the edge declared new queues.
+    assert len([line for line in faulted.lines if "consuming notifications.edge." in line]) > 1
