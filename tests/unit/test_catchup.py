@@ -165,8 +165,8 @@ async def test_a_gap_too_large_closes_every_socket_with_1012(node: EdgeNode) -> 
 
 
 class FlakyBinder(MemoryBinder):
-    """Binds fail ``failures`` times as RabbitMQ answers while the queue is not declared yet
-    on the node the connection failed over to."""
+    """Binds fail ``failures`` times with a broker error that leaves the queue in place (no
+    loss of it is reported meanwhile)."""
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
@@ -179,7 +179,7 @@ class FlakyBinder(MemoryBinder):
 
 
 @pytest.mark.parametrize(("failures", "caught_up"), [(0, True), (2, True), (10, False)])
-async def test_binding_again_is_retried_while_the_channel_is_restored(
+async def test_binding_again_is_retried_while_the_queue_stays(
     node: EdgeNode, monkeypatch: pytest.MonkeyPatch, failures: int, caught_up: bool
 ) -> None:
     alice = await socket_of(node, "alice")
