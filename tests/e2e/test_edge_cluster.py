@@ -17,7 +17,7 @@ from producers import topology
 from producers.service import NotificationService
 from tests.support.client import ws_client
 from tests.support.deliveries import watch_deliveries
-from tests.support.processes import NotifyProcess, free_port, start_edge
+from tests.support.processes import NotifyProcess, free_port, start_edge, wait_for_listener
 from tests.support.reports import connections_are, wait_for_reports
 from tests.support.tokens import admin_headers
 
@@ -208,6 +208,9 @@ async def test_workers_are_edge_nodes_of_their_own_on_one_port(
     await proc.start("Uvicorn running on")
     try:
         await proc.wait_for_lines("edge node", 2)
+        # The supervisor binds the port; a worker listens on it only after its startup, and
+        # prints nothing then: the port refuses connections until the first one does.
+        await wait_for_listener(port)
         users = [f"w-{uuid.uuid4().hex[:8]}" for _ in range(8)]
         contexts = [ws_client(f"ws://127.0.0.1:{port}", u) for u in users]
         clients = [await c.__aenter__() for c in contexts]

@@ -29,7 +29,7 @@ from producers.settings import Settings
 from tests.e2e.test_security import raw_socket_that_never_reads
 from tests.support import broker_admin
 from tests.support.client import ws_client
-from tests.support.processes import NotifyProcess, free_port, start_edge
+from tests.support.processes import NotifyProcess, free_port, start_edge, wait_for_listener
 from tests.support.services import create_database, drop_database, own_vhost
 from tests.support.tokens import token_for
 
@@ -393,6 +393,7 @@ async def test_an_edge_with_workers_answers_for_all_of_them(
     await edge.start(None)
     try:
         await edge.wait_for_lines("Application startup complete", 2)
+        await wait_for_listener(port)
         url = f"http://127.0.0.1:{port}/metrics"
         users = [f"{user_id}-{i}" for i in range(6)]
         async with contextlib_clients(f"ws://127.0.0.1:{port}", users):

@@ -19,6 +19,22 @@ READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 
 
+async def wait_for_listener(port: int, attempts: int = 100) -> None:
+    """Until a TCP connection to the port is accepted (0.1 s apart, ``attempts`` times).
+    ``--workers`` edges need it: the supervisor binds the port and says so, and each worker
+    listens on it only after its startup, without a line of its own."""
+    for _ in range(attempts):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except ConnectionRefusedError:
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise AssertionError(f"nothing listens on port {port}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
