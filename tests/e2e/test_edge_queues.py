@@ -11,17 +11,22 @@ import asyncio
 import contextlib
 import random
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from aio_pika.abc import AbstractRobustConnection
+from prometheus_client import CollectorRegistry
 
 from producers import topology
+from producers.publisher import Publisher
 from producers.service import NotificationService
+from producers.settings import Settings
 from tests.support import broker_admin
 from tests.support.client import BROADCAST_TYPE, Client, ws_client
-from tests.support.processes import NotifyProcess, start_edge
+from tests.support.processes import NotifyProcess, start_dispatcher, start_edge
 from tests.support.reports import connections_are, wait_for_reports
+from tests.support.services import create_database, drop_database, own_vhost
 from tests.support.tokens import admin_headers
 
 pytestmark = [
@@ -170,16 +175,38 @@ PUBLISHED = 240
 FAULTS = 5
 
 
+@pytest.fixture(scope="module")
+async def own_pipeline(
+    settings: Settings, process_env: dict[str, str]
+) -> AsyncIterator[tuple[dict[str, str], NotificationService]]:
+    """A dispatcher on a vhost and database of this module's own: the broadcasts of the
+    random test stay out of the session's database, whose unread counts other tests check."""
+    with own_vhost(settings.amqp_url) as amqp_url:
+        database = await create_database(settings.database_url)
+        env = {**process_env, "DATABASE_URL": database, "AMQP_URL": amqp_url}
+        dispatcher = await start_dispatcher(env)
+        own = Settings(database_url=database, amqp_url=amqp_url)
+        service = NotificationService(
+            Publisher(own, name="notify-tests edge queues", registry=CollectorRegistry()),
+            producer="tests",
+        )
+        try:
+            yield env, service
+        finally:
+            await service.publisher.close()
+            await dispatcher.stop()
+            await drop_database(database)
+
+
 @pytest.mark.parametrize("seed", [21, 22, 23])
 async def test_two_edges_clients_miss_nothing_while_one_loses_its_queue_at_random(
-    service: NotificationService,
-    process_env: dict[str, str],
-    seed: int,
+    own_pipeline: tuple[dict[str, str], NotificationService], seed: int
 ) -> None:
     """Thirty clients on two edges, in three rooms, while personal, room and broadcast
     notifications flow: one edge loses its queue again and again at random moments (deleted
     under it, its connection closed, both at once), the other keeps its own. Every client
     gets what it is owed exactly once, each stream in seq order."""
+    process_env, service = own_pipeline
     rng = random.Random(seed)
     url = process_env["AMQP_URL"]
     tag = f"{seed}-{uuid.uuid4().hex[:6]}"
