@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from dataclasses import asdict
+from datetime import timedelta
 
 import click
 import orjson
@@ -93,13 +94,9 @@ def rebuild(settings: DispatcherSettings) -> None:
 def prune(settings: DispatcherSettings, older_than: str) -> None:
     """Remove read notifications older than AGE from the projections (never from the log)."""
     from dispatcher.database import create_engine
-    from dispatcher.retention import parse_age
     from dispatcher.retention import prune as run_prune
 
-    try:
-        age = parse_age(older_than)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    age = _older_than(older_than)
 
     async def main() -> None:
         engine = create_engine(settings.database_url, pool_size=1)
@@ -169,12 +166,8 @@ def detach_partitions(settings: DispatcherSettings, older_than: str, drop: bool)
     """Detach the months of the log that ended more than AGE ago; rebuilds start after them."""
     from dispatcher.database import create_engine
     from dispatcher.partitions import RetentionRefused, detach
-    from dispatcher.retention import parse_age
 
-    try:
-        age = parse_age(older_than)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    age = _older_than(older_than)
 
     async def main() -> None:
         engine = create_engine(settings.database_url, pool_size=1)
@@ -243,3 +236,13 @@ COMMANDS: list[click.Command] = [
     partitions_group,
     dead_letters,
 ]
+
+
+def _older_than(value: str) -> timedelta:
+    """``--older-than``'s AGE, or the option's usage error."""
+    from dispatcher.retention import parse_age
+
+    try:
+        return parse_age(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None

@@ -22,6 +22,7 @@ from producers import topology
 from producers.publisher import Publisher
 from producers.service import NotificationService
 from producers.settings import Settings
+from tests.e2e.test_edge_faults import chat
 from tests.support import broker_admin
 from tests.support.client import BROADCAST_TYPE, Client, ws_client
 from tests.support.processes import NotifyProcess, start_dispatcher, start_edge
@@ -37,13 +38,6 @@ pytestmark = [
 ]
 
 ROUNDS = 3
-
-
-def chat(user_id: str, i: int) -> dict[str, object]:
-    return {
-        "user_id": user_id,
-        "data": {"conversation_id": "c1", "sender_id": "guide", "preview": f"message {i}"},
-    }
 
 
 def consuming(edge: NotifyProcess) -> str:

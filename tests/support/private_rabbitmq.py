@@ -177,13 +177,19 @@ class PrivateRabbitMQ:
         assert self._server is not None
         if self._server.returncode is None:
             self._server.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self._server.wait(), COMMAND_TIMEOUT)
-            except TimeoutError:
-                os.killpg(self._server.pid, signal.SIGKILL)
-                await self._server.wait()
+            await self._wait_or_kill()
         if self._reader is not None:
             await self._reader
+
+    async def _wait_or_kill(self) -> None:
+        """Wait for the node's process to end; kill its process group if it takes longer than
+        ``COMMAND_TIMEOUT``."""
+        assert self._server is not None
+        try:
+            await asyncio.wait_for(self._server.wait(), COMMAND_TIMEOUT)
+        except TimeoutError:
+            os.killpg(self._server.pid, signal.SIGKILL)
+            await self._server.wait()
 
     async def stop(self) -> None:
         """Halt the node (by its own PID if it does not halt), then remove its directory."""
@@ -191,11 +197,7 @@ class PrivateRabbitMQ:
             if self._server is not None and self._server.returncode is None:
                 with contextlib.suppress(RuntimeError, TimeoutError):
                     await self.ctl("stop")
-                try:
-                    await asyncio.wait_for(self._server.wait(), COMMAND_TIMEOUT)
-                except TimeoutError:
-                    os.killpg(self._server.pid, signal.SIGKILL)
-                    await self._server.wait()
+                await self._wait_or_kill()
             if self._reader is not None:
                 await self._reader
         finally:
