@@ -241,10 +241,13 @@ async def test_keep_ahead_makes_the_coming_months_again_and_stops_when_asked(
                 await conn.exec_driver_sql(f'DROP TABLE "{name}"')
         stop = asyncio.Event()
         task = asyncio.create_task(keep_ahead(engine, stop, every=0.05))
-        while not ahead <= {p.name for p in await partitions(engine)}:
+        for _ in range(200):  # 10 s at most: a few rounds of the task
+            if ahead <= {p.name for p in await partitions(engine)}:
+                break
             assert not task.done(), task
             await asyncio.sleep(0.05)
         stop.set()
+        assert ahead <= {p.name for p in await partitions(engine)}, "not made again"
         await asyncio.wait_for(task, 5)
     finally:
         await engine.dispose()
